@@ -1,0 +1,448 @@
+package middleware
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fencesEqual compares fences field by field, with time.Time.Equal, so that
+// a time's location or monotonic reading never makes equal fences differ.
+func fencesEqual(a, b Fence) bool {
+	return a.Gen == b.Gen && a.Reload == b.Reload &&
+		a.BumpedAt.Equal(b.BumpedAt) && a.Policy == b.Policy &&
+		a.PendingAt.Equal(b.PendingAt) && a.PendingPolicy == b.PendingPolicy &&
+		a.Reason == b.Reason
+}
+
+func TestApplyBump(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	earlier := now.Add(-time.Hour)
+	later := now.Add(time.Hour)
+	long := strings.Repeat("r", MaxReasonLen+50)
+
+	// announcedLater has a termination announced for a time after now.
+	announcedLater := Fence{Gen: 4, Reload: 2, BumpedAt: earlier, Policy: PolicyNone,
+		PendingAt: later, PendingPolicy: PolicyMFA, Reason: "maintenance"}
+	// announcedDue has an announced termination whose time has come.
+	announcedDue := Fence{Gen: 4, Reload: 2, BumpedAt: earlier.Add(-time.Hour), Policy: PolicyNone,
+		PendingAt: earlier, PendingPolicy: PolicyFreshLogin, Reason: "maintenance"}
+
+	tests := []struct {
+		name string
+		in   Fence
+		b    Bump
+		want Fence
+		err  error
+	}{
+		{
+			name: "revoke on a never bumped fence starts generation one",
+			b:    Bump{Kind: BumpRevoke, Policy: PolicyFreshLogin, Reason: "incident"},
+			want: Fence{Gen: 1, BumpedAt: now, Policy: PolicyFreshLogin, Reason: "incident"},
+		},
+		{
+			name: "revoke advances the generation and keeps reload",
+			in:   Fence{Gen: 7, Reload: 3, BumpedAt: earlier, Policy: PolicyMFA, Reason: "old"},
+			b:    Bump{Kind: BumpRevoke},
+			want: Fence{Gen: 8, Reload: 3, BumpedAt: now, Policy: PolicyNone},
+		},
+		{
+			name: "revoke clears an announcement that is not due yet",
+			in:   announcedLater,
+			b:    Bump{Kind: BumpRevoke, Policy: PolicyFreshLogin, Reason: "now instead"},
+			want: Fence{Gen: 5, Reload: 2, BumpedAt: now, Policy: PolicyFreshLogin, Reason: "now instead"},
+		},
+		{
+			name: "revoke folds in a due announcement so its generation is not lost",
+			in:   announcedDue,
+			b:    Bump{Kind: BumpRevoke, Policy: PolicyMFA},
+			want: Fence{Gen: 6, Reload: 2, BumpedAt: now, Policy: PolicyMFA},
+		},
+		{
+			name: "revoke truncates a long reason",
+			b:    Bump{Kind: BumpRevoke, Reason: long},
+			want: Fence{Gen: 1, BumpedAt: now, Reason: long[:MaxReasonLen]},
+		},
+		{
+			name: "revoke ignores the ttl which only the store uses",
+			in:   Fence{Gen: 1},
+			b:    Bump{Kind: BumpRevoke, TTL: time.Hour},
+			want: Fence{Gen: 2, BumpedAt: now},
+		},
+		{
+			name: "announce records the time and policy without moving the generation",
+			in:   Fence{Gen: 2, BumpedAt: earlier, Policy: PolicyFreshLogin},
+			b:    Bump{Kind: BumpAnnounce, At: later, Policy: PolicyMFA, Reason: "save your work"},
+			want: Fence{Gen: 2, BumpedAt: earlier, Policy: PolicyFreshLogin,
+				PendingAt: later, PendingPolicy: PolicyMFA, Reason: "save your work"},
+		},
+		{
+			name: "announce replaces an announcement that is not due yet",
+			in:   announcedLater,
+			b:    Bump{Kind: BumpAnnounce, At: later.Add(time.Hour), Policy: PolicyNone, Reason: "postponed"},
+			want: Fence{Gen: 4, Reload: 2, BumpedAt: earlier,
+				PendingAt: later.Add(time.Hour), Reason: "postponed"},
+		},
+		{
+			name: "announce folds in a due announcement before recording the new one",
+			in:   announcedDue,
+			b:    Bump{Kind: BumpAnnounce, At: later, Policy: PolicyMFA, Reason: "second round"},
+			want: Fence{Gen: 5, Reload: 2, BumpedAt: earlier, Policy: PolicyFreshLogin,
+				PendingAt: later, PendingPolicy: PolicyMFA, Reason: "second round"},
+		},
+		{
+			name: "cancel before the due time clears the announcement",
+			in:   announcedLater,
+			b:    Bump{Kind: BumpCancel, Reason: "called off"},
+			want: Fence{Gen: 4, Reload: 2, BumpedAt: earlier, Reason: "called off"},
+		},
+		{
+			name: "cancel after the due time is refused because the termination happened",
+			in:   announcedDue,
+			b:    Bump{Kind: BumpCancel},
+			want: announcedDue,
+			err:  ErrNothingPending,
+		},
+		{
+			name: "cancel with nothing announced is refused",
+			in:   Fence{Gen: 3, BumpedAt: earlier},
+			b:    Bump{Kind: BumpCancel},
+			want: Fence{Gen: 3, BumpedAt: earlier},
+			err:  ErrNothingPending,
+		},
+		{
+			name: "cancel exactly at the due time is refused",
+			in:   Fence{Gen: 1, PendingAt: now},
+			b:    Bump{Kind: BumpCancel},
+			want: Fence{Gen: 1, PendingAt: now},
+			err:  ErrNothingPending,
+		},
+		{
+			name: "reload advances only the reload counter",
+			in:   announcedLater,
+			b:    Bump{Kind: BumpReload, Policy: PolicyMFA, Reason: "roles changed"},
+			want: Fence{Gen: 4, Reload: 3, BumpedAt: earlier, PendingAt: later,
+				PendingPolicy: PolicyMFA, Reason: "maintenance"},
+		},
+		{
+			name: "zero kind is invalid",
+			in:   announcedLater,
+			b:    Bump{},
+			want: announcedLater,
+			err:  ErrInvalidBump,
+		},
+		{
+			name: "unknown kind is invalid",
+			in:   announcedLater,
+			b:    Bump{Kind: 99},
+			want: announcedLater,
+			err:  ErrInvalidBump,
+		},
+		{
+			name: "unknown policy is invalid",
+			b:    Bump{Kind: BumpRevoke, Policy: PolicyMFA + 1},
+			err:  ErrInvalidBump,
+		},
+		{
+			name: "negative ttl is invalid",
+			b:    Bump{Kind: BumpRevoke, TTL: -time.Second},
+			err:  ErrInvalidBump,
+		},
+		{
+			name: "announce without a time is invalid",
+			b:    Bump{Kind: BumpAnnounce},
+			err:  ErrInvalidBump,
+		},
+		{
+			name: "announce for the current instant is invalid",
+			b:    Bump{Kind: BumpAnnounce, At: now},
+			err:  ErrInvalidBump,
+		},
+		{
+			name: "announce in the past is invalid",
+			in:   announcedLater,
+			b:    Bump{Kind: BumpAnnounce, At: earlier},
+			want: announcedLater,
+			err:  ErrInvalidBump,
+		},
+		{
+			name: "announce beyond the storable range is invalid",
+			b:    Bump{Kind: BumpAnnounce, At: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)},
+			err:  ErrInvalidBump,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ApplyBump(tt.in, tt.b, now)
+			if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
+				t.Fatalf("ApplyBump error = %v, want %v", err, tt.err)
+			}
+			if !fencesEqual(got, tt.want) {
+				t.Fatalf("ApplyBump =\n %+v\nwant\n %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFenceEffectiveValues(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	bumped := now.Add(-2 * time.Hour)
+	f := Fence{Gen: 3, BumpedAt: bumped, Policy: PolicyFreshLogin,
+		PendingAt: now, PendingPolicy: PolicyMFA}
+	tests := []struct {
+		name      string
+		at        time.Time
+		gen       uint64
+		when      time.Time
+		policy    Policy
+		announced bool
+	}{
+		{"before the due time the old generation is in force", now.Add(-time.Millisecond), 3, bumped, PolicyFreshLogin, true},
+		{"at the due time the announced generation is in force", now, 4, now, PolicyMFA, false},
+		{"after the due time the announced generation is in force", now.Add(time.Hour), 4, now, PolicyMFA, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if g := f.EffectiveGen(tt.at); g != tt.gen {
+				t.Errorf("EffectiveGen = %d, want %d", g, tt.gen)
+			}
+			if w := f.EffectiveTime(tt.at); !w.Equal(tt.when) {
+				t.Errorf("EffectiveTime = %v, want %v", w, tt.when)
+			}
+			if p := f.EffectivePolicy(tt.at); p != tt.policy {
+				t.Errorf("EffectivePolicy = %v, want %v", p, tt.policy)
+			}
+			if a := f.Announced(tt.at); a != tt.announced {
+				t.Errorf("Announced = %v, want %v", a, tt.announced)
+			}
+		})
+	}
+}
+
+func TestEncodeFenceRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		f    Fence
+		text string // expected encoding, checked when not empty
+	}{
+		{name: "zero fence encodes as zeros and an empty reason", f: Fence{}, text: "0:0:0:0:0:0:"},
+		{
+			name: "every field survives",
+			f: Fence{Gen: 12, Reload: 3, BumpedAt: time.UnixMilli(1_700_000_000_123).UTC(),
+				Policy: PolicyMFA, PendingAt: time.UnixMilli(1_700_000_360_000).UTC(),
+				PendingPolicy: PolicyFreshLogin, Reason: "rotate"},
+			text: "12:3:1700000000123:2:1700000360000:1:rotate",
+		},
+		{name: "reason may contain separators and newlines", f: Fence{Gen: 1, Reason: "a:b:c\n::"}},
+		{name: "reason may be any utf-8 text", f: Fence{Gen: 1, Reason: "Wartung – bitte speichern ✓"}},
+		{name: "largest generation survives", f: Fence{Gen: ^uint64(0), Reload: ^uint64(0)}},
+		{name: "latest storable time survives", f: Fence{BumpedAt: time.UnixMilli(maxMilli).UTC()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := EncodeFence(tt.f)
+			if tt.text != "" && s != tt.text {
+				t.Fatalf("EncodeFence = %q, want %q", s, tt.text)
+			}
+			got, ok := DecodeFence(s)
+			if !ok {
+				t.Fatalf("DecodeFence(%q) refused its own encoding", s)
+			}
+			if !fencesEqual(got, tt.f) {
+				t.Fatalf("round trip =\n %+v\nwant\n %+v", got, tt.f)
+			}
+		})
+	}
+}
+
+func TestEncodeFenceKeepsMilliseconds(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 123_456_789, time.FixedZone("x", 3600))
+	got, ok := DecodeFence(EncodeFence(Fence{BumpedAt: at}))
+	if !ok {
+		t.Fatal("DecodeFence refused an encoded fence")
+	}
+	if want := at.Truncate(time.Millisecond); !got.BumpedAt.Equal(want) {
+		t.Fatalf("BumpedAt = %v, want %v", got.BumpedAt, want)
+	}
+}
+
+func TestDecodeFenceRefusesMalformedValues(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"empty value", ""},
+		{"too few fields", "1:2:3"},
+		{"missing reason separator", "0:0:0:0:0:0"},
+		{"empty numeric field", "0::0:0:0:0:"},
+		{"leading empty field", ":0:0:0:0:0:0:"},
+		{"negative generation", "-1:0:0:0:0:0:"},
+		{"explicit plus sign", "+1:0:0:0:0:0:"},
+		{"hexadecimal number", "0x1:0:0:0:0:0:"},
+		{"space in a number", " 1:0:0:0:0:0:"},
+		{"generation overflows uint64", "18446744073709551616:0:0:0:0:0:"},
+		{"field longer than twenty digits", "000000000000000000001:0:0:0:0:0:"},
+		{"unknown policy", "1:0:0:3:0:0:"},
+		{"unknown pending policy", "1:0:0:0:0:9:"},
+		{"bump time beyond the storable range", "1:0:8796093022209:0:0:0:"},
+		{"pending time beyond the storable range", "1:0:0:0:99999999999999:0:"},
+		{"text instead of numbers", "gen:reload:a:b:c:d:e"},
+		{"json instead of the text form", `{"gen":1}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if f, ok := DecodeFence(tt.in); ok {
+				t.Fatalf("DecodeFence(%q) = %+v, ok; want refused", tt.in, f)
+			}
+		})
+	}
+}
+
+func TestDecodeFenceDoesNotAllocate(t *testing.T) {
+	s := EncodeFence(Fence{Gen: 9, Reload: 1, BumpedAt: time.UnixMilli(1_700_000_000_000),
+		Policy: PolicyMFA, Reason: "shared with the input"})
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, ok := DecodeFence(s); !ok {
+			t.Fatal("DecodeFence refused a valid value")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("DecodeFence allocates %v times per call, want 0", allocs)
+	}
+}
+
+func TestScopeKey(t *testing.T) {
+	tests := []struct {
+		name  string
+		scope Scope
+		key   string
+	}{
+		{"global scope has a fixed key", GlobalScope(), "g"},
+		{"tenant scope", TenantScope("acme"), "t:acme"},
+		{"subject scope joins issuer and subject", SubjectScope("https://idp", "alice"), "u:https://idp|alice"},
+		{"idp session scope joins issuer and sid", IdPSessionScope("https://idp", "s1"), "i:https://idp|s1"},
+		{"session scope", SessionScope("abc"), "s:abc"},
+		{"separator in a value is escaped", SubjectScope("a|b", "c"), "u:a%7Cb|c"},
+		{"braces are escaped so no value forms a hash tag", TenantScope("{x}"), "t:%7Bx%7D"},
+		{"percent is escaped so escapes cannot be forged", TenantScope("%7B"), "t:%257B"},
+		{"spaces and control bytes are escaped", SessionScope("a b\n"), "s:a%20b%0A"},
+		{"non-ascii bytes are escaped", TenantScope("é"), "t:%C3%A9"},
+		{"unknown kind has a key no valid scope has", Scope{Kind: 42, ID: "x"}, "?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.scope.Key(); got != tt.key {
+				t.Fatalf("Key() = %q, want %q", got, tt.key)
+			}
+			if got := string(AppendKey([]byte("prefix:"), tt.scope)); got != "prefix:"+tt.key {
+				t.Fatalf("AppendKey = %q, want %q", got, "prefix:"+tt.key)
+			}
+		})
+	}
+}
+
+func TestScopeKeysNeverCollide(t *testing.T) {
+	pairs := []struct {
+		name string
+		a, b Scope
+	}{
+		{"separator moved from issuer to subject", SubjectScope("a|b", "c"), SubjectScope("a", "b|c")},
+		{"separator moved from issuer to sid", IdPSessionScope("a|b", "c"), IdPSessionScope("a", "b|c")},
+		{"subject and idp session with the same values", SubjectScope("iss", "x"), IdPSessionScope("iss", "x")},
+		{"tenant and session with the same id", TenantScope("x"), SessionScope("x")},
+		{"raw brace and its escape", TenantScope("{"), TenantScope("%7B")},
+		{"raw separator and its escape", SubjectScope("a", "|"), SubjectScope("a", "%7C")},
+		{"tenant id that looks like a subject key", TenantScope("u:a|b"), SubjectScope("a", "b")},
+	}
+	for _, tt := range pairs {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.a.Key() == tt.b.Key() {
+				t.Fatalf("%v and %v share the key %q", tt.a, tt.b, tt.a.Key())
+			}
+		})
+	}
+}
+
+func TestScopeKeyContainsNoBraces(t *testing.T) {
+	s := SubjectScope("{iss}", "}{")
+	if k := s.Key(); strings.ContainsAny(k, "{}") {
+		t.Fatalf("Key() = %q contains a brace", k)
+	}
+}
+
+func TestScopeValid(t *testing.T) {
+	tests := []struct {
+		name  string
+		scope Scope
+		valid bool
+	}{
+		{"global scope is valid", GlobalScope(), true},
+		{"global scope with an id is invalid", Scope{Kind: ScopeGlobal, ID: "x"}, false},
+		{"tenant scope is valid", TenantScope("t"), true},
+		{"tenant scope without an id is invalid", TenantScope(""), false},
+		{"tenant scope with an issuer is invalid", Scope{Kind: ScopeTenant, Issuer: "i", ID: "t"}, false},
+		{"subject scope is valid", SubjectScope("i", "s"), true},
+		{"subject scope without an issuer is invalid", SubjectScope("", "s"), false},
+		{"idp session scope without a sid is invalid", IdPSessionScope("i", ""), false},
+		{"session scope is valid", SessionScope("s"), true},
+		{"epoch is not a fence scope", Scope{Kind: ScopeEpoch}, false},
+		{"zero scope is invalid", Scope{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.scope.Valid(); got != tt.valid {
+				t.Fatalf("Valid() = %v, want %v", got, tt.valid)
+			}
+		})
+	}
+}
+
+// FuzzDecodeFence feeds arbitrary stored values to the decoder: it must
+// never panic, and whatever it accepts must re-encode to a value that
+// decodes to the same fence, within the documented ranges.
+func FuzzDecodeFence(f *testing.F) {
+	f.Add("0:0:0:0:0:0:")
+	f.Add("12:3:1700000000123:2:1700000360000:1:rotate")
+	f.Add("1:0:0:0:0:0:a:b:c")
+	f.Add("18446744073709551615:0:8796093022208:2:0:0:")
+	f.Add("1:2:3")
+	f.Fuzz(func(t *testing.T, s string) {
+		fence, ok := DecodeFence(s)
+		if !ok {
+			return
+		}
+		if fence.Policy > PolicyMFA || fence.PendingPolicy > PolicyMFA {
+			t.Fatalf("DecodeFence(%q) accepted policy %d/%d", s, fence.Policy, fence.PendingPolicy)
+		}
+		if !strings.HasSuffix(s, fence.Reason) {
+			t.Fatalf("DecodeFence(%q) reason %q is not the tail of the input", s, fence.Reason)
+		}
+		again, ok := DecodeFence(EncodeFence(fence))
+		if !ok || !fencesEqual(again, fence) {
+			t.Fatalf("re-encoding of %q does not round trip: %+v vs %+v", s, fence, again)
+		}
+	})
+}
+
+// FuzzScopeKey checks that two valid scopes share a key only when they are
+// the same scope.
+func FuzzScopeKey(f *testing.F) {
+	f.Add(uint8(ScopeSubject), "a|b", "c", uint8(ScopeSubject), "a", "b|c")
+	f.Add(uint8(ScopeTenant), "", "{", uint8(ScopeTenant), "", "%7B")
+	f.Add(uint8(ScopeTenant), "", "x", uint8(ScopeSession), "", "x")
+	f.Fuzz(func(t *testing.T, k1 uint8, iss1, id1 string, k2 uint8, iss2, id2 string) {
+		a := Scope{Kind: ScopeKind(k1), Issuer: iss1, ID: id1}
+		b := Scope{Kind: ScopeKind(k2), Issuer: iss2, ID: id2}
+		if !a.Valid() || !b.Valid() {
+			return
+		}
+		ka, kb := a.Key(), b.Key()
+		if (ka == kb) != (a == b) {
+			t.Fatalf("scopes %#v and %#v: keys %q and %q", a, b, ka, kb)
+		}
+		if strings.ContainsAny(ka, "{}") {
+			t.Fatalf("key %q contains a brace", ka)
+		}
+	})
+}

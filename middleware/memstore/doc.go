@@ -1,0 +1,28 @@
+// Package memstore is the in-process [middleware.Store]: fences and the
+// store epoch live in one map guarded by a lock, in the memory of a single
+// process. It is the embedded default for an application that runs as one
+// instance, and the test double for everything built on the store.
+//
+// Happy path:
+//
+//	store := memstore.New(memstore.Config{})
+//	_, err := store.Bump(ctx, middleware.GlobalScope(), middleware.Bump{Kind: middleware.BumpRevoke})
+//	dst := make([]middleware.Fence, len(scopes))
+//	epoch, err := store.Fences(ctx, scopes, dst) // no allocation, no I/O
+//
+// Tests inject a clock with [Config].Now and move it themselves; fence TTLs
+// and announced terminations are judged against that clock.
+//
+// Security notes:
+//
+//   - Nothing is shared between processes. Several instances, each with
+//     its own memstore, each have their own fences: a revocation on one is
+//     not seen by the others. Use valkeystore for more than one instance.
+//   - Nothing survives a restart. A new process makes a new epoch
+//     ([middleware.NewEpoch], stamped with the store's clock), so every
+//     session issued before the restart fails closed, and so does every
+//     bearer token issued before it: the intended behaviour of a wiped
+//     store, never a silent resurrection of what was revoked.
+//   - Expired fences (those bumped with a TTL) read as never written. Choose
+//     a TTL no shorter than the lifetime of any session the fence covers.
+package memstore

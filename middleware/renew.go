@@ -1,0 +1,159 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// renewGroup makes concurrent requests of one session share one renewal:
+// the first request renews, the others wait for its result. Results are
+// kept for renewResultTTL so that requests still carrying the old cookie
+// shortly after reuse the new one instead of renewing again (which, with
+// rotating refresh tokens, would fail at the provider).
+type renewGroup struct {
+	mu   sync.Mutex
+	done map[string]*renewCall
+}
+
+type renewCall struct {
+	wait     chan struct{}
+	d        Decision
+	finished time.Time
+}
+
+const (
+	renewResultTTL = 30 * time.Second
+	renewTimeout   = 15 * time.Second
+)
+
+func (g *Guard) renewed(ctx context.Context, value string, d Decision) Decision {
+	key := d.Session.ID + "/" + strconv.FormatInt(d.Session.AccessExpiry.Unix(), 10)
+	now := g.now()
+	g.renew.mu.Lock()
+	if c, ok := g.renew.done[key]; ok {
+		g.renew.mu.Unlock()
+		select {
+		case <-c.wait:
+			out := c.d
+			if out.Session != nil {
+				cp := *out.Session
+				out.Session = &cp
+			}
+			return out
+		case <-ctx.Done():
+			return Decision{Kind: DecisionAccessExpired, Session: d.Session, Cause: ctx.Err()}
+		}
+	}
+	for k, c := range g.renew.done {
+		if !c.finished.IsZero() && now.Sub(c.finished) > renewResultTTL {
+			delete(g.renew.done, k)
+		}
+	}
+	c := &renewCall{wait: make(chan struct{})}
+	g.renew.done[key] = c
+	g.renew.mu.Unlock()
+
+	c.d = g.renewOnce(ctx, d)
+
+	g.renew.mu.Lock()
+	c.finished = g.now()
+	if c.d.Kind != DecisionAllowed {
+		// Only successes are shared with late requests; a failure may be
+		// transient and the next request should try again.
+		delete(g.renew.done, key)
+	}
+	g.renew.mu.Unlock()
+	close(c.wait)
+	return c.d
+}
+
+func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
+	// The renewal serves every waiting request, so it must not die with
+	// the first request's context; it gets its own deadline instead.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renewTimeout)
+	defer cancel()
+	s := *d.Session
+	err := g.cfg.Renewer.Renew(rctx, &s)
+	if err != nil {
+		if errors.Is(err, ErrRenewalRefused) {
+			g.log.InfoContext(ctx, "sessionfence: renewal refused; session ended", "session", s.ID, "sub", s.Subject, "cause", err.Error())
+			return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: err}
+		}
+		g.log.WarnContext(ctx, "sessionfence: renewal failed", "session", s.ID, "cause", err.Error())
+		return Decision{Kind: DecisionAccessExpired, Session: d.Session, Cause: fmt.Errorf("sessionfence: renewal failed: %w", err)}
+	}
+	// Identity is immutable across renewal: a renewer that changed it is
+	// a bug, and accepting it would move the session out from under its
+	// fences.
+	if s.ID != d.Session.ID || s.Subject != d.Session.Subject || s.Issuer != d.Session.Issuer ||
+		s.IdPSession != d.Session.IdPSession || s.Epoch != d.Session.Epoch || s.gens != d.Session.gens {
+		return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: errors.New("sessionfence: renewer changed the session's identity")}
+	}
+	now := g.now()
+	s.AccessExpiry = now.Add(g.cfg.AccessLifetime)
+	if s.AccessExpiry.After(s.AbsoluteExpiry) {
+		s.AccessExpiry = s.AbsoluteExpiry
+	}
+	out := d
+	out.Kind = DecisionAllowed
+	out.Session = &s
+	out.Cause = nil
+	out.Cookie = g.cookie(&s)
+	g.log.DebugContext(ctx, "sessionfence: session renewed", "session", s.ID)
+	return out
+}
+
+// staleCache remembers the last confirmed value of each fence, for bounded
+// staleness. It is bounded in size: past maxStaleEntries it starts over,
+// which only shortens how long stale answers are possible.
+type staleCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	epoch string
+	m     map[Scope]staleEntry
+}
+
+type staleEntry struct {
+	f  Fence
+	at time.Time
+}
+
+const maxStaleEntries = 100_000
+
+func newStaleCache(ttl time.Duration) *staleCache {
+	return &staleCache{ttl: ttl, m: make(map[Scope]staleEntry)}
+}
+
+func (c *staleCache) record(now time.Time, epoch string, scopes []Scope, fences []Fence) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.epoch || len(c.m) >= maxStaleEntries {
+		clear(c.m)
+		c.epoch = epoch
+	}
+	for i, s := range scopes {
+		c.m[s] = staleEntry{f: fences[i], at: now}
+	}
+}
+
+// lookup fills fences from entries confirmed within ttl; it fails if any
+// scope has no such entry, so a stale answer is never partly invented.
+func (c *staleCache) lookup(now time.Time, scopes []Scope, fences []Fence) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == "" {
+		return "", false
+	}
+	for i, s := range scopes {
+		e, ok := c.m[s]
+		if !ok || now.Sub(e.at) > c.ttl {
+			return "", false
+		}
+		fences[i] = e.f
+	}
+	return c.epoch, true
+}

@@ -1,0 +1,256 @@
+package valkeystore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/sessionfence/sessionfence/middleware"
+)
+
+// Error codes of the bump script. Each is the first word of an error reply
+// and is mapped to a sentinel; they are the script's own protocol, not
+// server messages.
+const (
+	codeNothingPending = "SESSIONFENCE_NOTHING_PENDING"
+	codeInvalid        = "SESSIONFENCE_INVALID"
+	codeCorrupt        = "SESSIONFENCE_CORRUPT"
+)
+
+// bumpScript is middleware.ApplyBump run inside the server, so that the
+// read, the change and the write are one atomic step on the server's clock.
+// It must stay step for step equal to ApplyBump; the package tests compare
+// the two on the same inputs.
+//
+//	KEYS[1] fence key   KEYS[2] epoch key   KEYS[3] sequence key
+//	ARGV[1] kind (1 revoke, 2 announce, 3 cancel, 4 reload)
+//	ARGV[2] policy      ARGV[3] At in Unix ms (announce)
+//	ARGV[4] reason      ARGV[5] TTL in ms, 0 for none
+//	ARGV[6] random part of the epoch to create if absent
+//	ARGV[7] notification channel   ARGV[8] notification payload
+//
+// Returns {new value, epoch, sequence number}. Times are Unix milliseconds;
+// now is the server's TIME truncated to the millisecond, which is how every
+// stored time is kept. Generations are Lua numbers (doubles), exact far
+// beyond any real count; a stored value outside 2^52 is treated as corrupt
+// rather than rounded.
+var bumpScript = valkey.NewLuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local kind = tonumber(ARGV[1])
+local bpol = tonumber(ARGV[2])
+local at = tonumber(ARGV[3])
+local reason = string.sub(ARGV[4], 1, 200)
+local ttl = tonumber(ARGV[5])
+local maxms = 8796093022208
+local maxgen = 4503599627370496
+
+local gen, rel, bumped, pol, pend, ppol, rsn = 0, 0, 0, 0, 0, 0, ''
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local a, b, c, d, e, f, g = string.match(cur, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(.*)$')
+  if not a or #a > 20 or #b > 20 or #c > 20 or #d > 20 or #e > 20 or #f > 20 then
+    return redis.error_reply('SESSIONFENCE_CORRUPT fence value is malformed')
+  end
+  gen, rel, bumped, pol, pend, ppol, rsn = tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e), tonumber(f), g
+  if gen >= maxgen or rel >= maxgen or bumped > maxms or pend > maxms or pol > 2 or ppol > 2 then
+    return redis.error_reply('SESSIONFENCE_CORRUPT fence value is out of range')
+  end
+end
+if kind == nil or bpol == nil or bpol > 2 or at == nil or ttl == nil then
+  return redis.error_reply('SESSIONFENCE_INVALID bad arguments')
+end
+
+local due = pend ~= 0 and now >= pend
+if kind == 1 then
+  if due then gen = gen + 1 end
+  gen = gen + 1
+  bumped = now
+  pol = bpol
+  pend, ppol = 0, 0
+  rsn = reason
+elseif kind == 2 then
+  if at <= now or at > maxms then
+    return redis.error_reply('SESSIONFENCE_INVALID announcement time is not after the server clock')
+  end
+  if due then
+    gen = gen + 1
+    bumped = pend
+    pol = ppol
+  end
+  pend, ppol = at, bpol
+  rsn = reason
+elseif kind == 3 then
+  if pend == 0 or now >= pend then
+    return redis.error_reply('SESSIONFENCE_NOTHING_PENDING no pending termination to cancel')
+  end
+  pend, ppol = 0, 0
+  rsn = reason
+elseif kind == 4 then
+  rel = rel + 1
+else
+  return redis.error_reply('SESSIONFENCE_INVALID unknown bump kind')
+end
+
+local val = string.format('%d:%d:%d:%d:%d:%d:', gen, rel, bumped, pol, pend, ppol) .. rsn
+if ttl > 0 then
+  redis.call('SET', KEYS[1], val, 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], val)
+end
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = string.format('%d-%s', now, ARGV[6])
+  redis.call('SET', KEYS[2], epoch)
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return {val, epoch, seq}
+`)
+
+// Bump implements [middleware.Store]. One server-side script reads the
+// fence, applies [middleware.ApplyBump] at the server's TIME (never this
+// machine's clock), writes the result (with PEXPIRE semantics when
+// b.TTL > 0, rounded up to the millisecond), makes sure the epoch exists,
+// and publishes a notification for [Store.Watch], atomically. Concurrent
+// bumps from any number of clients never lose an increment.
+//
+// Before returning, Bump waits until this store's client-side cache can no
+// longer serve the fence as it was before the bump, so a Fences call on
+// the same Store that starts after Bump returns sees the bump (normally a
+// fraction of a millisecond). If that cannot be confirmed within the
+// timeout, Bump returns the new fence together with an error wrapping
+// [middleware.ErrStoreUnavailable]: the bump is applied, but this
+// instance's reads may lag until its connection recovers.
+//
+// Errors: [middleware.ErrInvalidScope], [middleware.ErrInvalidBump] (also
+// for an announcement whose time is not after the server's clock),
+// [middleware.ErrNothingPending], and [middleware.ErrStoreUnavailable] for
+// everything the server or the network causes, including a stored value
+// that does not parse (the script refuses to overwrite what it cannot
+// read; an operator must delete the key). Bump is not retried by the
+// client: a retry after an unknown outcome could apply it twice.
+func (s *Store) Bump(ctx context.Context, scope middleware.Scope, b middleware.Bump) (middleware.Fence, error) {
+	if !scope.Valid() {
+		return middleware.Fence{}, fmt.Errorf("valkeystore: bump %v: %w", scope, middleware.ErrInvalidScope)
+	}
+	// The reference validation, on a zero fence at the zero time: it checks
+	// kind, policy, TTL and the range of At. Whether At is after the
+	// server's clock only the script can tell. ErrNothingPending here only
+	// says the zero fence has nothing pending, which the script decides on
+	// the real one.
+	if _, err := middleware.ApplyBump(middleware.Fence{}, b, time.Time{}); errors.Is(err, middleware.ErrInvalidBump) {
+		return middleware.Fence{}, fmt.Errorf("valkeystore: bump %v: %w", scope, err)
+	}
+	if len(b.Reason) > middleware.MaxReasonLen {
+		b.Reason = b.Reason[:middleware.MaxReasonLen]
+	}
+	var atMs int64
+	if b.Kind == middleware.BumpAnnounce {
+		atMs = b.At.UnixMilli()
+	}
+	var ttlMs int64
+	if b.TTL > 0 {
+		ttlMs = int64((b.TTL + time.Millisecond - 1) / time.Millisecond)
+	}
+	scopeKey := scope.Key()
+
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	vals, err := bumpScript.Exec(ctx, s.client,
+		[]string{s.fencePrefix + scopeKey, s.epochKey, s.seqKey},
+		[]string{
+			strconv.Itoa(int(b.Kind)),
+			strconv.Itoa(int(b.Policy)),
+			strconv.FormatInt(atMs, 10),
+			b.Reason,
+			strconv.FormatInt(ttlMs, 10),
+			randomHex(),
+			s.channel,
+			scopeKey,
+		}).ToArray()
+	if err != nil {
+		return middleware.Fence{}, s.bumpError(scope, err)
+	}
+	if len(vals) != 3 {
+		return middleware.Fence{}, unavailable("bump", fmt.Errorf("script returned %d values", len(vals)))
+	}
+	text, err1 := vals[0].ToString()
+	epoch, err2 := vals[1].ToString()
+	seq, err3 := vals[2].AsInt64()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return middleware.Fence{}, unavailable("bump", err)
+	}
+	f, ok := middleware.DecodeFence(text)
+	if !ok {
+		return middleware.Fence{}, unavailable("bump", fmt.Errorf("script wrote a malformed value %q", text))
+	}
+	if err := s.awaitOwnInvalidation(ctx, epoch, seq); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// bumpError maps the script's error replies to the sentinels, and every
+// other failure to ErrStoreUnavailable.
+func (s *Store) bumpError(scope middleware.Scope, err error) error {
+	if verr, ok := valkey.IsValkeyErr(err); ok {
+		msg := verr.Error()
+		switch {
+		case strings.HasPrefix(msg, codeNothingPending):
+			return fmt.Errorf("valkeystore: bump %v: %w", scope, middleware.ErrNothingPending)
+		case strings.HasPrefix(msg, codeInvalid):
+			return fmt.Errorf("valkeystore: bump %v: %w (%s)", scope, middleware.ErrInvalidBump, msg)
+		case strings.HasPrefix(msg, codeCorrupt):
+			return fmt.Errorf("valkeystore: bump %v: key %s: %w: %s", scope, s.scopeKey(scope), middleware.ErrStoreUnavailable, msg)
+		}
+	}
+	return unavailable(fmt.Sprintf("bump %v", scope), err)
+}
+
+// awaitOwnInvalidation returns once this store's client-side cache can no
+// longer answer with a value from before the bump that produced (epoch,
+// seq).
+//
+// Why it is needed: the script's reply and the server's invalidation of
+// the cached fence travel on different connections of the client (valkey-go
+// sends the script on any pipeline connection, but reads our keys through
+// the one their hash slot picks), so the reply can arrive first. The
+// server queues the invalidation on the reading connection before it
+// replies to the script; any reply on that connection to a request sent
+// later therefore comes after the invalidation, which valkey-go applies in
+// order.
+//
+// How: read the epoch and sequence keys through the cache, on that same
+// connection. Either the read went to the server (a miss: a round trip
+// after the bump, so the invalidation is applied), or it was served from
+// a cache entry filled after the bump (the sequence number there is ours
+// or later, under the same epoch). A stale entry shows an older sequence
+// number; it is dropped as soon as its invalidation arrives, so we poll.
+func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int64) error {
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, 5*time.Millisecond) {
+		res := s.client.DoCache(ctx, s.client.B().Mget().Key(s.epochKey, s.seqKey).Cache(), s.cacheTTL)
+		vals, err := res.ToArray()
+		if err != nil {
+			return unavailable("bump applied; confirm local visibility", err)
+		}
+		if !res.IsCacheHit() {
+			return nil
+		}
+		if len(vals) == 2 {
+			e, _ := vals[0].ToString()
+			n, err := vals[1].AsInt64()
+			if err == nil && e == epoch && n >= seq {
+				return nil
+			}
+		}
+		if !sleepCtx(ctx, wait) {
+			return unavailable("bump applied; confirm local visibility", ctx.Err())
+		}
+	}
+}
