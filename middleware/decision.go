@@ -127,6 +127,7 @@ type RevokedError struct {
 	Scope Scope
 }
 
+// Error implements error.
 func (e *RevokedError) Error() string {
 	return "sessionfence: login refused: " + e.Scope.String() + " was revoked"
 }
@@ -145,6 +146,7 @@ type ReauthRequiredError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *ReauthRequiredError) Error() string {
 	return fmt.Sprintf("sessionfence: login refused: %s requires a fresh %s authentication (%s check failed)",
 		e.Scope, e.Policy, e.Reason)

@@ -125,6 +125,9 @@ type Guard struct {
 	scratch sync.Pool // *scratch
 	renew   renewGroup
 	stale   *staleCache
+
+	hubOnce sync.Once
+	hub     *hub
 }
 
 type scratch struct {
@@ -449,6 +452,7 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 		s.gens[idx[j]] = f.EffectiveGen(now)
 		s.reloads[idx[j]] = f.Reload
 	}
+	g.track(ctx, s)
 	return s, g.cookie(s), nil
 }
 

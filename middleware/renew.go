@@ -103,6 +103,7 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 	out.Session = &s
 	out.Cause = nil
 	out.Cookie = g.cookie(&s)
+	g.track(ctx, &s) // the registry's last-seen moves with each renewal
 	g.log.DebugContext(ctx, "sessionfence: session renewed", "session", s.ID)
 	return out
 }

@@ -1,0 +1,234 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sessionfence/sessionfence/middleware"
+)
+
+func newAdmin(t *testing.T, f *fixture) *middleware.Admin {
+	t.Helper()
+	a, err := middleware.NewAdmin(middleware.AdminConfig{Guard: f.guard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+var root = middleware.Action{Actor: "https://idp.test|root", Reason: "incident 42"}
+
+func TestAdminTerminations(t *testing.T) {
+	bob := middleware.Claims{Issuer: "https://idp.test", Subject: "bob", Tenant: "globex", IdPSession: "sid-b"}
+	tests := []struct {
+		name      string
+		act       func(ctx context.Context, a *middleware.Admin, aliceID string) (middleware.ActionResult, error)
+		aliceKind middleware.DecisionKind
+		bobKind   middleware.DecisionKind
+		verb      string
+	}{
+		{"terminate all ends everyone", func(ctx context.Context, a *middleware.Admin, _ string) (middleware.ActionResult, error) {
+			return a.TerminateAll(ctx, root)
+		}, middleware.DecisionRevoked, middleware.DecisionRevoked, "terminate_all"},
+		{"terminate tenant ends only that workspace", func(ctx context.Context, a *middleware.Admin, _ string) (middleware.ActionResult, error) {
+			return a.TerminateTenant(ctx, "acme", root)
+		}, middleware.DecisionRevoked, middleware.DecisionAllowed, "terminate_tenant"},
+		{"terminate user ends only that user", func(ctx context.Context, a *middleware.Admin, _ string) (middleware.ActionResult, error) {
+			return a.TerminateUser(ctx, "https://idp.test", "bob", root)
+		}, middleware.DecisionAllowed, middleware.DecisionRevoked, "terminate_user"},
+		{"terminate session ends only that session", func(ctx context.Context, a *middleware.Admin, id string) (middleware.ActionResult, error) {
+			return a.TerminateSession(ctx, id, root)
+		}, middleware.DecisionRevoked, middleware.DecisionAllowed, "terminate_session"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			a := newAdmin(t, f)
+			as, av := f.issue(t, alice)
+			_, bv := f.issue(t, bob)
+			res, err := tt.act(context.Background(), a, as.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := f.guard.Check(context.Background(), av); d.Kind != tt.aliceKind {
+				t.Errorf("alice: %v, want %v", d, tt.aliceKind)
+			}
+			if d := f.guard.Check(context.Background(), bv); d.Kind != tt.bobKind {
+				t.Errorf("bob: %v, want %v", d, tt.bobKind)
+			}
+			if res.Entry.Action != tt.verb || res.Entry.Actor != root.Actor || res.Entry.Reason != "incident 42" || res.Fence.Gen != 1 {
+				t.Errorf("result = %+v", res)
+			}
+		})
+	}
+}
+
+func TestTerminateAllKeepsTheCaller(t *testing.T) {
+	f := newFixture(t, nil)
+	a := newAdmin(t, f)
+	admin, adminValue := f.issue(t, alice)
+	_, bobValue := f.issue(t, middleware.Claims{Issuer: "https://idp.test", Subject: "bob"})
+	act := root
+	act.Keep, act.Policy = admin, middleware.PolicyMFA
+	res, err := a.TerminateAll(context.Background(), act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cookie == nil {
+		t.Fatal("no re-issued cookie for the caller")
+	}
+	if d := f.guard.Check(context.Background(), res.Cookie.Value); d.Kind != middleware.DecisionAllowed || d.Session.ID != admin.ID {
+		t.Fatalf("caller's re-issued cookie: %v", d)
+	}
+	if d := f.guard.Check(context.Background(), adminValue); d.Kind != middleware.DecisionReauthRequired {
+		t.Fatalf("caller's old cookie: %v, want reauth_required", d)
+	}
+	if d := f.guard.Check(context.Background(), bobValue); d.Kind != middleware.DecisionReauthRequired || d.Policy != middleware.PolicyMFA {
+		t.Fatalf("bob: %v, want reauth_required with mfa", d)
+	}
+	if res.Entry.KeptSession != admin.ID || res.Entry.Policy != "mfa" {
+		t.Fatalf("audit entry = %+v", res.Entry)
+	}
+}
+
+func longAccess(c *middleware.Config) { c.AccessLifetime = 2 * time.Hour }
+
+func TestAnnouncedTerminateAllKeepsTheCallerBeforeAndAfter(t *testing.T) {
+	f := newFixture(t, longAccess)
+	a := newAdmin(t, f)
+	admin, _ := f.issue(t, alice)
+	_, bobValue := f.issue(t, middleware.Claims{Issuer: "https://idp.test", Subject: "bob"})
+	act := root
+	act.Keep, act.At = admin, f.clock.Now().Add(10*time.Minute)
+	res, err := a.TerminateAll(context.Background(), act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entry.Action != "announce" || res.Entry.EffectiveAt == nil {
+		t.Fatalf("entry = %+v", res.Entry)
+	}
+	kept := res.Cookie.Value
+	if d := f.guard.Check(context.Background(), bobValue); d.Kind != middleware.DecisionAllowed || d.Notice == nil {
+		t.Fatalf("bob before the time: %v (notice %v)", d, d.Notice)
+	}
+	if d := f.guard.Check(context.Background(), kept); d.Kind != middleware.DecisionAllowed || d.Notice != nil {
+		t.Fatalf("caller before the time: %v (a kept caller gets no notice)", d)
+	}
+	f.clock.Advance(10 * time.Minute)
+	if d := f.guard.Check(context.Background(), bobValue); d.Kind != middleware.DecisionRevoked {
+		t.Fatalf("bob after the time: %v", d)
+	}
+	if d := f.guard.Check(context.Background(), kept); d.Kind != middleware.DecisionAllowed {
+		t.Fatalf("caller after the time: %v", d)
+	}
+}
+
+func TestCancelledAnnouncementRestoresTheKeptCaller(t *testing.T) {
+	f := newFixture(t, longAccess)
+	a := newAdmin(t, f)
+	admin, _ := f.issue(t, alice)
+	act := root
+	act.Keep, act.At = admin, f.clock.Now().Add(10*time.Minute)
+	res, err := a.TerminateAll(context.Background(), act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := f.guard.SessionFromCookie(res.Cookie.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel := root
+	cancel.Keep = kept
+	cres, err := a.Cancel(context.Background(), middleware.GlobalScope(), cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cres.Cookie == nil {
+		t.Fatal("cancel did not re-issue the kept caller's cookie")
+	}
+	f.clock.Advance(time.Hour)
+	if d := f.guard.Check(context.Background(), cres.Cookie.Value); d.Kind != middleware.DecisionAllowed {
+		t.Fatalf("caller after cancel: %v", d)
+	}
+	if _, err := a.Cancel(context.Background(), middleware.GlobalScope(), root); !errors.Is(err, middleware.ErrNothingPending) {
+		t.Fatalf("second cancel: %v, want ErrNothingPending", err)
+	}
+}
+
+func TestAdminRefusesBadActions(t *testing.T) {
+	f := newFixture(t, nil)
+	a := newAdmin(t, f)
+	bob, _ := f.issue(t, middleware.Claims{Issuer: "https://idp.test", Subject: "bob", Tenant: "globex"})
+	tests := []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"an anonymous action is refused", func() error {
+			_, err := a.TerminateAll(context.Background(), middleware.Action{})
+			return err
+		}, middleware.ErrNoActor},
+		{"an empty tenant is refused", func() error {
+			_, err := a.TerminateTenant(context.Background(), "", root)
+			return err
+		}, middleware.ErrInvalidScope},
+		{"keeping a session the scope does not cover is refused", func() error {
+			act := root
+			act.Keep = bob
+			_, err := a.TerminateTenant(context.Background(), "acme", act)
+			return err
+		}, middleware.ErrKeepNotCovered},
+		{"an announcement in the past is refused", func() error {
+			act := root
+			act.At = f.clock.Now().Add(-time.Minute)
+			_, err := a.TerminateAll(context.Background(), act)
+			return err
+		}, middleware.ErrInvalidBump},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.do(); !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			fs, _, err := a.Fences(context.Background(), middleware.GlobalScope(), middleware.TenantScope("acme"))
+			if err != nil || fs[0].Gen != 0 || fs[1].Gen != 0 || !fs[0].PendingAt.IsZero() {
+				t.Fatalf("a refused action changed a fence: %+v %v", fs, err)
+			}
+		})
+	}
+}
+
+func TestWatchClosesOnRevocation(t *testing.T) {
+	f := newFixture(t, nil)
+	a := newAdmin(t, f)
+	s, _ := f.issue(t, alice)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := f.guard.Watch(ctx, s)
+	if _, err := a.TerminateUser(context.Background(), "https://idp.test", "alice", root); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d, ok := <-ch:
+		if !ok || d.Kind != middleware.DecisionRevoked || d.Scope.Kind != middleware.ScopeSubject {
+			t.Fatalf("watch gave %v (ok=%v)", d, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch did not report the revocation")
+	}
+}
+
+func TestReloadMovesOnlyTheReloadGeneration(t *testing.T) {
+	f := newFixture(t, nil)
+	a := newAdmin(t, f)
+	_, v := f.issue(t, alice)
+	res, err := a.Reload(context.Background(), middleware.TenantScope("acme"), root)
+	if err != nil || res.Fence.Reload != 1 || res.Fence.Gen != 0 || res.Entry.Action != "reload" {
+		t.Fatalf("reload = %+v, %v", res, err)
+	}
+	if d := f.guard.Check(context.Background(), v); d.Kind != middleware.DecisionAllowed || !d.Reload {
+		t.Fatalf("after reload: %v reload=%v", d, d.Reload)
+	}
+}
