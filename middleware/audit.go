@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -52,6 +53,10 @@ type AuditQuery struct {
 	// Limit bounds the page size; zero or more than 500 means 100.
 	Limit int
 }
+
+// ErrInvalidCursor is returned by [AuditLog.Audit] for a Before cursor the
+// log never issued.
+var ErrInvalidCursor = errors.New("sessionfence: malformed audit cursor")
 
 // AuditLog is an optional ability of a store: an append-only, bounded log
 // of administrative actions shared by every instance.

@@ -13,6 +13,15 @@
 // Tests inject a clock with [Config].Now and move it themselves; fence TTLs
 // and announced terminations are judged against that clock.
 //
+// The store also has every optional ability of [middleware]: Replay
+// (one-time ids), Secrets (server-side values), Locker (leases), AuditLog
+// (a ring of the newest [Config].AuditCap entries, 10000 by default) and
+// Registry (live sessions per user, tenant and in total). Their entries
+// expire on the same clock, lazily, with no background goroutine: replay
+// ids, secrets and leases by a few entries sampled on every write, sessions
+// through a heap ordered by expiry that every registry call drains of what
+// has expired, so counts are O(1) and tracking is O(log n).
+//
 // Security notes:
 //
 //   - Nothing is shared between processes. Several instances, each with

@@ -26,6 +26,11 @@ type Config struct {
 	// It is called with no lock held on the store and must be safe for
 	// concurrent use.
 	Now func() time.Time
+
+	// AuditCap is the number of newest entries the audit log keeps
+	// ([Store.AppendAudit] drops the oldest beyond it). Zero or negative
+	// means [DefaultAuditCap], 10000.
+	AuditCap int
 }
 
 // Store is an in-process [middleware.Store]. It is safe for concurrent
@@ -50,6 +55,10 @@ type Store struct {
 
 	// kv holds the Replay, Secrets and Locker data (lease.go).
 	kv kv
+	// audit is the AuditLog (audit.go).
+	audit auditLog
+	// reg is the Registry (registry.go).
+	reg registry
 }
 
 // entry is one stored fence and the store time at which it stops existing
@@ -76,11 +85,17 @@ func New(cfg Config) *Store {
 	if now == nil {
 		now = time.Now
 	}
+	auditCap := cfg.AuditCap
+	if auditCap <= 0 {
+		auditCap = DefaultAuditCap
+	}
 	return &Store{
 		now:    now,
 		fences: make(map[middleware.Scope]entry),
 		epoch:  middleware.NewEpoch(now()),
 		kv:     newKV(),
+		audit:  auditLog{cap: auditCap},
+		reg:    newRegistry(),
 	}
 }
 
@@ -198,6 +213,8 @@ func (s *Store) Wipe() {
 	s.epoch = middleware.NewEpoch(s.now())
 	s.mu.Unlock()
 	s.kv.wipe()
+	s.audit.wipe()
+	s.reg.wipe()
 	s.notify()
 }
 

@@ -40,21 +40,22 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		clock := newFakeClock()
-		s := memstore.New(memstore.Config{Now: clock.Now})
+		s := memstore.New(memstore.Config{Now: clock.Now, AuditCap: 200})
 		return storetest.Harness{
 			Store:     s,
 			Wipe:      s.Wipe,
 			Reconnect: func() middleware.Store { return s },
 			Advance:   clock.Advance,
 			Now:       clock.Now,
+			AuditCap:  200,
 		}
 	})
 }
 
 func TestConformanceOnRealTime(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
-		s := memstore.New(memstore.Config{})
-		return storetest.Harness{Store: s, Wipe: s.Wipe, Reconnect: func() middleware.Store { return s }}
+		s := memstore.New(memstore.Config{AuditCap: 150})
+		return storetest.Harness{Store: s, Wipe: s.Wipe, Reconnect: func() middleware.Store { return s }, AuditCap: 150}
 	})
 }
 

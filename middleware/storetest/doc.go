@@ -19,6 +19,13 @@
 // announcement tests use short real durations (a few hundred milliseconds)
 // and poll with a deadline; the suite never sleeps to wait for propagation.
 //
+// Optional abilities: the subtests of [middleware.Replay],
+// [middleware.Secrets], [middleware.Locker], [middleware.AuditLog] and
+// [middleware.Registry] run when the store implements them (found by type
+// assertion) and skip otherwise. To test the bound of the audit log, state
+// the capacity the store was built with in [Harness].AuditCap (and
+// [Harness].AuditSlack for approximate trimming).
+//
 // What the suite proves matters for security: that a wiped store changes
 // its epoch (so revoked sessions can never come back), that concurrent
 // bumps never lose a generation, that invalid bumps change nothing, and

@@ -45,6 +45,19 @@ type Harness struct {
 	// store implements [middleware.Clock], the suite reads the store's
 	// clock through it instead and uses Now only as a plausibility check.
 	Now func() time.Time
+
+	// AuditCap is the audit log capacity the store under test was
+	// configured with, for stores that implement [middleware.AuditLog].
+	// Zero skips the test of the bound. The suite appends up to
+	// AuditCap+AuditSlack+50 entries, so keep it small (a few hundred);
+	// other audit tests need a capacity of at least 120 and skip below.
+	AuditCap int
+
+	// AuditSlack is how many entries beyond AuditCap the log may keep:
+	// zero for a store that trims exactly, more for one that trims
+	// approximately (a Valkey stream with MAXLEN ~ keeps up to one stream
+	// node, stream-node-max-entries, 100 by default, beyond the cap).
+	AuditSlack int
 }
 
 // Timing of the real-time variants. The TTL is long enough that a fresh
@@ -68,7 +81,7 @@ const (
 // and must return a store over empty data.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Helper()
-	for _, tc := range slices.Concat(cases, leaseCases) {
+	for _, tc := range slices.Concat(cases, leaseCases, logCases) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			if h.Store == nil {

@@ -20,6 +20,28 @@
 //	<prefix>probe:<random>   short-lived keys New uses to test the cache
 //	<prefix>changed          the pub/sub channel every bump publishes on
 //
+// The optional abilities add, under the same prefix and so the same slot
+// (<id> below is escaped as in [middleware.Scope.Key]):
+//
+//	<prefix>r:<id>             Replay: "1", SET NX PX ttl; its existence is the memory of id
+//	<prefix>x:<key>            Secrets: the (sealed) value, SET PX ttl
+//	<prefix>l:<name>           Locker: the holder's random token, SET NX PX ttl
+//	<prefix>audit              AuditLog: a stream, XADD MAXLEN ~ AuditCap; one field "e", the entry as JSON
+//	<prefix>reg:all            Registry: sorted set of session ids scored by expiry (Unix ms)
+//	<prefix>reg:t:<tenant>     the same for one tenant
+//	<prefix>reg:u:<iss>|<sub>  the same for one user
+//	<prefix>reg:s:<id>         one session's SessionInfo as JSON, PXAT its Expires
+//
+// Every one of these keys expires by itself except the audit stream, which
+// is bounded by length instead. The registry's sets carry an expiry no
+// earlier than their latest member's, and each TrackSession removes the
+// members of its three sets whose score has passed (ZREMRANGEBYSCORE), so
+// no sweeper is needed; counts are ZCOUNT from now to +inf, O(log N) and
+// flat in the number of sessions. None of these keys is read through the
+// client-side cache: they are not on the hot path. Wiping the data (see
+// the security notes) forgets them with the fences: replayed logout tokens
+// are then accepted once more, which only bumps a fence again.
+//
 // The epoch has the form of [middleware.NewEpoch], stamped with the
 // server's TIME when a read or a bump finds it absent; [middleware.EpochTime]
 // reads the time back.

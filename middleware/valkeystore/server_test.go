@@ -96,7 +96,12 @@ func newClient(tb testing.TB, addr string, opt ...func(*valkey.ClientOption)) va
 
 func newStore(tb testing.TB, c valkey.Client, prefix string) *valkeystore.Store {
 	tb.Helper()
-	s, err := valkeystore.New(c, valkeystore.Config{Prefix: prefix})
+	return newStoreConfig(tb, c, valkeystore.Config{Prefix: prefix})
+}
+
+func newStoreConfig(tb testing.TB, c valkey.Client, cfg valkeystore.Config) *valkeystore.Store {
+	tb.Helper()
+	s, err := valkeystore.New(c, cfg)
 	if err != nil {
 		tb.Fatalf("valkeystore.New: %v", err)
 	}

@@ -82,6 +82,11 @@ type Config struct {
 	// configuration (CONFIG disabled, as on some managed services) New
 	// cannot check and proceeds: configure noeviction there yourself.
 	InsecureAllowEviction bool
+
+	// AuditCap is the number of newest entries the audit log keeps
+	// (approximately: see [Store.AppendAudit]). Default
+	// [DefaultAuditCap], 100000; negative is an error.
+	AuditCap int
 }
 
 // Store is a [middleware.Store] on Valkey (or Redis 7+), through a
@@ -102,6 +107,9 @@ type Store struct {
 	replayPrefix string // <prefix>r:
 	secretPrefix string // <prefix>x:
 	lockPrefix   string // <prefix>l:
+	auditKey     string // <prefix>audit
+	auditCap     int
+	regPrefix    string // <prefix>reg:
 
 	watch watchState
 }
@@ -144,8 +152,11 @@ func New(client valkey.Client, cfg Config) (*Store, error) {
 	if err := checkPrefix(cfg.Prefix); err != nil {
 		return nil, err
 	}
-	if cfg.CacheTTL < 0 || cfg.Timeout < 0 {
-		return nil, fmt.Errorf("%w: negative CacheTTL or Timeout", ErrInvalidConfig)
+	if cfg.CacheTTL < 0 || cfg.Timeout < 0 || cfg.AuditCap < 0 {
+		return nil, fmt.Errorf("%w: negative CacheTTL, Timeout or AuditCap", ErrInvalidConfig)
+	}
+	if cfg.AuditCap == 0 {
+		cfg.AuditCap = DefaultAuditCap
 	}
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = DefaultCacheTTL
@@ -166,6 +177,9 @@ func New(client valkey.Client, cfg Config) (*Store, error) {
 		replayPrefix: cfg.Prefix + "r:",
 		secretPrefix: cfg.Prefix + "x:",
 		lockPrefix:   cfg.Prefix + "l:",
+		auditKey:     cfg.Prefix + "audit",
+		auditCap:     cfg.AuditCap,
+		regPrefix:    cfg.Prefix + "reg:",
 	}
 	// The checks get a generous bound of their own: New runs once, at
 	// start-up, possibly before the server is warm.

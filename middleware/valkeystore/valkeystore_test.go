@@ -14,6 +14,10 @@ import (
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 )
 
+// The audit capacity of the conformance stores, and the slack of MAXLEN ~
+// on a server with the default stream-node-max-entries (100).
+const auditCap, auditSlack = 150, 100
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		addr := serverAddr(t)
@@ -21,10 +25,13 @@ func TestConformance(t *testing.T) {
 		admin := newClient(t, addr)
 		wipe := func() { deleteKeys(t, admin, prefix) }
 		t.Cleanup(wipe)
+		cfg := valkeystore.Config{Prefix: prefix, AuditCap: auditCap}
 		return storetest.Harness{
-			Store:  newStore(t, newClient(t, addr), prefix),
-			Second: newStore(t, newClient(t, addr), prefix),
-			Wipe:   wipe,
+			Store:      newStoreConfig(t, newClient(t, addr), cfg),
+			Second:     newStoreConfig(t, newClient(t, addr), cfg),
+			AuditCap:   auditCap,
+			AuditSlack: auditSlack,
+			Wipe:       wipe,
 			Reconnect: func() middleware.Store {
 				return newStore(t, newClient(t, addr), prefix)
 			},
