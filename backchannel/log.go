@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+
+	"github.com/sessionfence/sessionfence/middleware"
 )
 
 // Outcomes, the "outcome" attribute of every log record.
@@ -32,8 +34,17 @@ func clip(s string) string {
 
 // logRequest logs a request refused before any token was read.
 func (r *Receiver) logRequest(ctx context.Context, code string) {
+	r.observe(outcomeRejected + ":" + code)
 	r.log.LogAttrs(ctx, slog.LevelWarn, logMsg,
 		slog.String("outcome", outcomeRejected), slog.String("reason", code))
+}
+
+// observe reports an outcome to the guard's observer when it counts
+// back-channel results (see middleware.BackchannelObserver).
+func (r *Receiver) observe(result string) {
+	if o, ok := r.cfg.Guard.Config().Observer.(middleware.BackchannelObserver); ok {
+		o.Backchannel(result)
+	}
 }
 
 // logToken writes the record for one token: never the raw token; iss,
@@ -50,6 +61,18 @@ func (r *Receiver) logToken(ctx context.Context, e Event, err error, replay bool
 		level = slog.LevelWarn
 	default:
 		level = slog.LevelError
+	}
+	switch {
+	case err == nil && replay:
+		r.observe(outcomeReplay)
+	case err == nil:
+		r.observe(outcomeApplied)
+	case ie != nil:
+		r.observe(outcomeRejected + ":" + ie.Code)
+	case errors.As(err, &ue):
+		r.observe(outcomeUnavailable)
+	default:
+		r.observe(outcomeError)
 	}
 	if !r.log.Enabled(ctx, level) {
 		return

@@ -133,7 +133,7 @@ func (a *Admin) Terminate(ctx context.Context, scope Scope, act Action) (ActionR
 		b.Kind, b.At, action = BumpAnnounce, act.At, "announce"
 	}
 	affected := a.count(ctx, scope)
-	f, err := a.store.Bump(ctx, scope, b)
+	f, err := a.bump(ctx, scope, b)
 	if err != nil {
 		return ActionResult{}, fmt.Errorf("sessionfence: %s %s: %w", action, scope, err)
 	}
@@ -170,7 +170,9 @@ func (a *Admin) Terminate(ctx context.Context, scope Scope, act Action) (ActionR
 		entry.Notes = a.revokeTokens(ctx, scope)
 		if scope.Kind == ScopeSession && a.reg != nil {
 			// Best effort: the registry is advisory.
-			_ = a.reg.ForgetSession(ctx, SessionInfo{ID: scope.ID})
+			if err := a.reg.ForgetSession(ctx, SessionInfo{ID: scope.ID}); err != nil {
+				a.log.WarnContext(ctx, "sessionfence: session registry update failed", "session", scope.ID, "cause", err.Error())
+			}
 		}
 	}
 	res.Entry = a.record(ctx, entry)
@@ -183,7 +185,7 @@ func (a *Admin) Cancel(ctx context.Context, scope Scope, act Action) (ActionResu
 	if err := a.check(scope, act); err != nil {
 		return ActionResult{}, err
 	}
-	f, err := a.store.Bump(ctx, scope, Bump{Kind: BumpCancel, Reason: act.Reason, TTL: a.ttl(scope)})
+	f, err := a.bump(ctx, scope, Bump{Kind: BumpCancel, Reason: act.Reason, TTL: a.ttl(scope)})
 	if err != nil {
 		return ActionResult{}, fmt.Errorf("sessionfence: cancel %s: %w", scope, err)
 	}
@@ -209,7 +211,7 @@ func (a *Admin) Reload(ctx context.Context, scope Scope, act Action) (ActionResu
 	if err := a.check(scope, act); err != nil {
 		return ActionResult{}, err
 	}
-	f, err := a.store.Bump(ctx, scope, Bump{Kind: BumpReload, Reason: act.Reason, TTL: a.ttl(scope)})
+	f, err := a.bump(ctx, scope, Bump{Kind: BumpReload, Reason: act.Reason, TTL: a.ttl(scope)})
 	if err != nil {
 		return ActionResult{}, fmt.Errorf("sessionfence: reload %s: %w", scope, err)
 	}
@@ -374,6 +376,18 @@ func (a *Admin) record(ctx context.Context, e AuditEntry) AuditEntry {
 	}
 	a.log.LogAttrs(ctx, slog.LevelWarn, "sessionfence: administrative action", attrs...)
 	return e
+}
+
+// bump applies b through the store and reports it to the observer.
+func (a *Admin) bump(ctx context.Context, scope Scope, b Bump) (Fence, error) {
+	o := a.g.cfg.Observer
+	start := observeStart(o)
+	f, err := a.store.Bump(ctx, scope, b)
+	observeStore(o, StoreOpBump, start, err)
+	if err == nil {
+		observeBump(o, b.Kind, scope.Kind)
+	}
+	return f, err
 }
 
 func terminateVerb(scope Scope) string {

@@ -93,7 +93,8 @@ type SessionInfo struct {
 type Registry interface {
 	// TrackSession records or refreshes s until s.Expires.
 	TrackSession(ctx context.Context, s SessionInfo) error
-	// ForgetSession drops one session (after logout or revocation).
+	// ForgetSession drops one session (after logout or revocation). Only
+	// s.ID is required; the other fields may be left empty.
 	ForgetSession(ctx context.Context, s SessionInfo) error
 	// Sessions lists the live sessions of one user, newest first.
 	Sessions(ctx context.Context, issuer, subject string) ([]SessionInfo, error)

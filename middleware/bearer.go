@@ -47,12 +47,14 @@ func (g *Guard) AuthenticateBearer(ctx context.Context, r *http.Request, v Token
 	if err != nil {
 		d := Decision{Kind: DecisionInvalid, Cause: err}
 		g.logRefusal(ctx, d)
+		observeDecision(g.cfg.Observer, d)
 		return d
 	}
 	d := g.CheckToken(ctx, tc)
 	if !d.Allowed() {
 		g.logRefusal(ctx, d)
 	}
+	observeDecision(g.cfg.Observer, d)
 	return d
 }
 

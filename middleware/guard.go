@@ -71,6 +71,10 @@ type Config struct {
 	// and ReauthRequired decision, so the application can clean up state
 	// it keeps for the session.
 	OnRevoked func(ctx context.Context, d Decision)
+	// Observer, when set, receives every decision, fence change and store
+	// operation, for metrics (see metrics/prom). It must be safe for
+	// concurrent use and must not block. Nil: nothing is observed.
+	Observer Observer
 	// Logger receives one record per refusal and per renewal. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -316,7 +320,9 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 // read fetches fences, falling back to the bounded-staleness cache when it
 // is enabled and the store fails.
 func (g *Guard) read(ctx context.Context, list []Scope, fences []Fence, d *Decision) (string, error) {
+	start := observeStart(g.cfg.Observer)
 	epoch, err := g.cfg.Store.Fences(ctx, list, fences)
+	observeStore(g.cfg.Observer, StoreOpFences, start, err)
 	if err == nil {
 		if g.stale != nil {
 			g.stale.record(g.now(), epoch, list, fences)
@@ -363,6 +369,7 @@ func (g *Guard) Authenticate(ctx context.Context, value string) Decision {
 			g.cfg.OnRevoked(ctx, d)
 		}
 	}
+	observeDecision(g.cfg.Observer, d)
 	return d
 }
 
@@ -437,7 +444,9 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 		}
 	}
 	fences := make([]Fence, len(list))
+	start := observeStart(g.cfg.Observer)
 	epoch, err := g.cfg.Store.Fences(ctx, list, fences)
+	observeStore(g.cfg.Observer, StoreOpFences, start, err)
 	if err != nil {
 		if !errors.Is(err, ErrStoreUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)

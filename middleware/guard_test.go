@@ -42,6 +42,12 @@ type flakyStore struct {
 	down atomic.Bool
 }
 
+// Watch forwards the in-process store's change notifications, which the
+// embedded interface would otherwise hide.
+func (f *flakyStore) Watch(ctx context.Context, fn func()) (func(), error) {
+	return f.Store.(middleware.Watcher).Watch(ctx, fn)
+}
+
 func (f *flakyStore) Fences(ctx context.Context, s []middleware.Scope, dst []middleware.Fence) (string, error) {
 	if f.down.Load() {
 		return "", fmt.Errorf("%w: connection refused", middleware.ErrStoreUnavailable)

@@ -58,6 +58,7 @@ func TestEachDependencyEntersThroughItsPackage(t *testing.T) {
 	owners := map[string][]string{
 		"github.com/gin-gonic/gin":       {"adapters/gin", "examples/"},
 		"github.com/valkey-io/valkey-go": {"middleware/valkeystore", "examples/", "cmd/", "bench/"},
+		"github.com/prometheus/":         {"metrics/", "examples/"},
 	}
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").CombinedOutput()
 	if err != nil {

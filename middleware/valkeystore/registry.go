@@ -107,14 +107,29 @@ func (s *Store) TrackSession(ctx context.Context, info middleware.SessionInfo) e
 }
 
 // ForgetSession implements [middleware.Registry] in one MULTI/EXEC: it
-// removes info.ID from the all, tenant and user sets named by info's
-// Tenant, Issuer and Subject (which must be those it was tracked with) and
-// deletes its record. Forgetting a session that is not tracked is not an
-// error. Errors: [middleware.ErrInvalidScope] when info lacks ID, Issuer
-// or Subject; everything else wraps [middleware.ErrStoreUnavailable].
+// removes info.ID from the all, tenant and user sets and deletes its
+// record. Only info.ID is required: when Issuer or Subject is missing, the
+// sets are found from the stored record (a session whose record already
+// expired is trimmed from the sets by its score). Forgetting a session that
+// is not tracked is not an error. Errors: [middleware.ErrInvalidScope] when
+// info lacks an ID; everything else wraps [middleware.ErrStoreUnavailable].
 func (s *Store) ForgetSession(ctx context.Context, info middleware.SessionInfo) error {
-	if err := checkInfo("forget session", info); err != nil {
-		return err
+	if info.ID == "" {
+		return fmt.Errorf("valkeystore: forget session: session needs an ID: %w", middleware.ErrInvalidScope)
+	}
+	if info.Issuer == "" || info.Subject == "" {
+		stored, found, err := s.sessionRecord(ctx, info.ID)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return s.exec(ctx, "forget session", valkey.Commands{
+				s.client.B().Multi().Build(),
+				s.client.B().Del().Key(s.regKey(middleware.SessionScope(info.ID))).Build(),
+				s.client.B().Exec().Build(),
+			})
+		}
+		info = stored
 	}
 	b := s.client.B()
 	cmds := make(valkey.Commands, 0, 6)
@@ -241,4 +256,22 @@ func (s *Store) CountSessions(ctx context.Context, scope middleware.Scope) (int,
 		return 0, false, unavailable("count sessions", err)
 	}
 	return int(n), true, nil
+}
+
+// sessionRecord reads the stored record of one session.
+func (s *Store) sessionRecord(ctx context.Context, id string) (middleware.SessionInfo, bool, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	text, err := s.client.Do(ctx, s.client.B().Get().Key(s.regKey(middleware.SessionScope(id))).Build()).ToString()
+	if valkey.IsValkeyNil(err) {
+		return middleware.SessionInfo{}, false, nil
+	}
+	if err != nil {
+		return middleware.SessionInfo{}, false, unavailable("read session record", err)
+	}
+	var info middleware.SessionInfo
+	if err := json.Unmarshal([]byte(text), &info); err != nil || info.ID != id {
+		return middleware.SessionInfo{}, false, fmt.Errorf("valkeystore: session record %s is malformed: %w", id, middleware.ErrStoreUnavailable)
+	}
+	return info, true, nil
 }

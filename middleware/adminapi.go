@@ -1,0 +1,1064 @@
+package middleware
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// AdminAPIConfig configures the admin HTTP API built by [NewAdminAPI]. The
+// zero value is valid and refuses every action (see Authorize).
+type AdminAPIConfig struct {
+	// Prefix is the path the API is mounted under; it must start and end
+	// with '/'. Endpoints are Prefix + "terminate-all" and so on. Default
+	// "/admin/api/". Behind http.StripPrefix, set the remainder (often "/").
+	Prefix string
+
+	// Authorize decides whether the caller's session may perform op (one
+	// of the Op constants) on target. A nil error allows; any error
+	// refuses with 403 "forbidden" (503 when it wraps
+	// [ErrStoreUnavailable]). Default: refuse everything, so an API
+	// mounted without thinking about who may use it does nothing. See
+	// [AllowIfDataContains], [AllowSubjects] and [AnyOf].
+	Authorize AuthorizeFunc
+
+	// PublicOrigin is the origin the admin page is served from, e.g.
+	// "https://admin.example.com" (scheme, host and optional port; no
+	// path). When set, a state-changing request without Sec-Fetch-Site
+	// must carry exactly this Origin. When empty, its Origin must equal
+	// Scheme + "://" + the request's Host. Set it when a proxy rewrites
+	// Host.
+	PublicOrigin string
+
+	// Scheme is used with the request's Host when PublicOrigin is empty:
+	// "https" or "http". Default "https", or "http" when the guard has
+	// Config.InsecureCookies (loopback development). It is never taken
+	// from the request: r.URL.Scheme is empty on server requests and
+	// X-Forwarded-Proto is whatever the client says.
+	Scheme string
+
+	// MaxBodyBytes bounds request bodies; larger ones are refused with 413
+	// before they are parsed. Default 16 KiB.
+	MaxBodyBytes int64
+}
+
+// AuthorizeFunc decides whether session s may perform op on target. It
+// runs after the request is authenticated and its input validated, before
+// anything changes. ctx is the request's context.
+type AuthorizeFunc func(ctx context.Context, s *Session, op string, target Scope) error
+
+// Operations passed to an [AuthorizeFunc]. Terminations and cancels of an
+// announcement are separate operations so a policy can, for instance, let
+// support staff end one user's sessions but not everyone's.
+const (
+	OpTerminateAll     = "terminate-all"
+	OpTerminateTenant  = "terminate-tenant"
+	OpTerminateUser    = "terminate-user"
+	OpTerminateSession = "terminate-session"
+	OpCancel           = "cancel"
+	OpReload           = "reload"
+	// OpSessions lists one user's sessions (target: the subject scope).
+	OpSessions = "sessions"
+	// OpAudit reads the audit log (target: the global scope).
+	OpAudit = "audit"
+	// OpFences reads fences (target: each scope asked for).
+	OpFences = "fences"
+	// OpConsole is asked by GET me to report whether the caller is an
+	// administrator (target: the global scope); it grants nothing by
+	// itself.
+	OpConsole = "console"
+)
+
+// ErrForbidden is what the default authorizer and the helpers return when
+// they refuse.
+var ErrForbidden = errors.New("sessionfence: forbidden")
+
+// DenyAll is the default [AuthorizeFunc]: it refuses everything.
+func DenyAll(context.Context, *Session, string, Scope) error { return ErrForbidden }
+
+// AllowIfDataContains allows a session whose Data (application data, a
+// JSON object) holds, under key, either the string value or an array of
+// strings containing value. key may be a dotted path into nested objects
+// ("realm_access.roles"). Comparison is exact: "admin" does not match
+// "administrator" or "admin readonly". Sessions whose Data is empty or not
+// a JSON object are refused. The operation and target are not considered:
+// combine with your own AuthorizeFunc for finer rules.
+func AllowIfDataContains(key, value string) AuthorizeFunc {
+	path := strings.Split(key, ".")
+	return func(_ context.Context, s *Session, _ string, _ Scope) error {
+		if s == nil || s.Data == "" || key == "" {
+			return ErrForbidden
+		}
+		var v any
+		if err := json.Unmarshal([]byte(s.Data), &v); err != nil {
+			return ErrForbidden
+		}
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return ErrForbidden
+			}
+			if v, ok = m[p]; !ok {
+				return ErrForbidden
+			}
+		}
+		switch x := v.(type) {
+		case string:
+			if x == value {
+				return nil
+			}
+		case []any:
+			for _, e := range x {
+				if s, ok := e.(string); ok && s == value {
+					return nil
+				}
+			}
+		}
+		return ErrForbidden
+	}
+}
+
+// AllowSubjects allows the sessions of the listed subjects at issuer (a
+// break-glass list of named administrators). With no subjects it refuses
+// everything.
+func AllowSubjects(issuer string, subs ...string) AuthorizeFunc {
+	allowed := slices.Clone(subs)
+	return func(_ context.Context, s *Session, _ string, _ Scope) error {
+		if s == nil || issuer == "" || s.Issuer != issuer || !slices.Contains(allowed, s.Subject) {
+			return ErrForbidden
+		}
+		return nil
+	}
+}
+
+// AnyOf allows what any of fns allows. With no functions it refuses
+// everything. A function's error other than a refusal (one wrapping
+// [ErrStoreUnavailable]) is returned when no function allows.
+func AnyOf(fns ...AuthorizeFunc) AuthorizeFunc {
+	fns = slices.Clone(fns)
+	return func(ctx context.Context, s *Session, op string, target Scope) error {
+		err := ErrForbidden
+		for _, fn := range fns {
+			if fn == nil {
+				continue
+			}
+			e := fn(ctx, s, op, target)
+			if e == nil {
+				return nil
+			}
+			if errors.Is(e, ErrStoreUnavailable) {
+				err = e
+			}
+		}
+		return err
+	}
+}
+
+// ConfirmTerminateAll is the value the "confirm" field of terminate-all
+// must have. A typed confirmation, not a boolean, so that a replayed or
+// mistyped request for another action can never end every session.
+const ConfirmTerminateAll = "terminate-all"
+
+// Limits of the admin API's input.
+const (
+	defaultMaxBody = 16 << 10
+	// maxAPIReason bounds the reason kept in the audit log (the fence
+	// keeps MaxReasonLen bytes of it).
+	maxAPIReason = 1000
+	// maxAPIIdentifier bounds tenants, issuers, subjects and ids.
+	maxAPIIdentifier = 512
+	// maxFenceQuery bounds the scopes one GET fences asks for.
+	maxFenceQuery = 16
+	maxRequestID  = 64
+)
+
+// AdminAPI serves the administration JSON API over an [Admin]. Mount it
+// behind the guard's adapter (adapters/nethttp.Middleware or
+// adapters/gin.Middleware), which authenticates the caller's session
+// cookie; requests that reach it without a session are refused with 401.
+// See docs/admin.md for every endpoint.
+//
+// Every response is JSON with Cache-Control: no-store; errors are
+// {"error": "<stable code>", "error_description": "..."} and never carry
+// internal error text. A refused request changes nothing. An AdminAPI is
+// safe for concurrent use.
+type AdminAPI struct {
+	admin     *Admin
+	g         *Guard
+	prefix    string
+	authorize AuthorizeFunc
+	origin    string // lower-case configured origin, or ""
+	scheme    string
+	maxBody   int64
+	csrfKeys  [][]byte
+	log       *slog.Logger
+	routes    map[string]route
+}
+
+type route struct {
+	method string
+	fn     func(w http.ResponseWriter, r *http.Request, c *apiCall)
+}
+
+// apiCall is the authenticated context of one request.
+type apiCall struct {
+	s     *Session
+	reqID string
+	ip    string
+}
+
+func (c *apiCall) actor() string { return c.s.Issuer + "|" + c.s.Subject }
+
+// NewAdminAPI returns the HTTP API over a. It validates cfg once.
+func NewAdminAPI(a *Admin, cfg AdminAPIConfig) (*AdminAPI, error) {
+	if a == nil {
+		return nil, errors.New("sessionfence: NewAdminAPI needs an Admin")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/admin/api/"
+	}
+	if !strings.HasPrefix(cfg.Prefix, "/") || !strings.HasSuffix(cfg.Prefix, "/") {
+		return nil, fmt.Errorf("sessionfence: AdminAPIConfig.Prefix %q must start and end with '/'", cfg.Prefix)
+	}
+	if cfg.Authorize == nil {
+		cfg.Authorize = DenyAll
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, errors.New("sessionfence: AdminAPIConfig.MaxBodyBytes is negative")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = defaultMaxBody
+	}
+	switch cfg.Scheme {
+	case "":
+		cfg.Scheme = "https"
+		if a.g.cfg.InsecureCookies {
+			cfg.Scheme = "http"
+		}
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("sessionfence: AdminAPIConfig.Scheme %q must be http or https", cfg.Scheme)
+	}
+	origin := ""
+	if cfg.PublicOrigin != "" {
+		u, err := url.Parse(cfg.PublicOrigin)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("sessionfence: AdminAPIConfig.PublicOrigin %q must be scheme://host[:port]", cfg.PublicOrigin)
+		}
+		origin = strings.ToLower(u.Scheme + "://" + u.Host)
+	}
+	keys, err := csrfKeys(a.g.cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	api := &AdminAPI{
+		admin: a, g: a.g, prefix: cfg.Prefix, authorize: cfg.Authorize, origin: origin,
+		scheme: cfg.Scheme, maxBody: cfg.MaxBodyBytes, csrfKeys: keys, log: a.log,
+	}
+	api.routes = map[string]route{
+		"terminate-all":     {http.MethodPost, api.terminateAll},
+		"terminate-tenant":  {http.MethodPost, api.terminateTenant},
+		"terminate-user":    {http.MethodPost, api.terminateUser},
+		"terminate-session": {http.MethodPost, api.terminateSession},
+		"cancel":            {http.MethodPost, api.cancel},
+		"reload":            {http.MethodPost, api.reload},
+		"sessions":          {http.MethodGet, api.sessions},
+		"audit":             {http.MethodGet, api.audit},
+		"fences":            {http.MethodGet, api.fences},
+		"me":                {http.MethodGet, api.me},
+		"csrf":              {http.MethodGet, api.csrf},
+	}
+	return api, nil
+}
+
+// Prefix returns the path the API answers under.
+func (api *AdminAPI) Prefix() string { return api.prefix }
+
+// ServeHTTP implements http.Handler.
+func (api *AdminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	SetNoStore(h)
+	h.Set("X-Content-Type-Options", "nosniff")
+	c := &apiCall{reqID: requestID(r), ip: ClientInfoFromRequest(r).IP}
+	h.Set("X-Request-Id", c.reqID)
+
+	name, ok := strings.CutPrefix(r.URL.Path, api.prefix)
+	rt, found := api.routes[name]
+	if !ok || !found {
+		writeAPIError(w, http.StatusNotFound, "not_found", "no such admin endpoint")
+		return
+	}
+	if r.Method != rt.method {
+		h.Set("Allow", rt.method)
+		writeAPIError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+rt.method)
+		return
+	}
+	s, ok := FromContext(r.Context())
+	if !ok {
+		// Mounted without the guard's middleware, or behind it in
+		// optional mode: there is no caller to authorize.
+		writeAPIError(w, http.StatusUnauthorized, "no_session", "a session is required")
+		return
+	}
+	c.s = s
+	if r.Method != http.MethodGet {
+		// Every state-changing call is authenticated by a cookie the
+		// browser attaches on its own, so it must prove it comes from our
+		// page: first where it comes from, then a token only our page
+		// can read.
+		if err := api.sameOrigin(r); err != nil {
+			api.refused(r, c, name, "csrf_origin", err)
+			writeAPIError(w, http.StatusForbidden, "csrf_origin", "the request does not come from the admin page's origin")
+			return
+		}
+		if !validCSRF(api.csrfKeys, s.ID, r.Header.Get(HeaderCSRFToken)) {
+			api.refused(r, c, name, "csrf_token", errors.New("missing or wrong "+HeaderCSRFToken))
+			writeAPIError(w, http.StatusForbidden, "csrf_token", "missing or wrong "+HeaderCSRFToken+" header; get one from GET csrf")
+			return
+		}
+	}
+	rt.fn(w, r, c)
+}
+
+// sameOrigin is the origin half of the CSRF check. Sec-Fetch-Site, sent by
+// every current browser and not settable by page script, decides when
+// present. Otherwise Origin must be present and ours. The scheme is never
+// taken from the request.
+func (api *AdminAPI) sameOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		if site == "same-origin" {
+			return nil
+		}
+		return fmt.Errorf("Sec-Fetch-Site is %q", site)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return errors.New("neither Sec-Fetch-Site nor a usable Origin header")
+	}
+	want := api.origin
+	if want == "" {
+		if r.Host == "" {
+			return errors.New("no Host to compare the Origin with")
+		}
+		want = strings.ToLower(api.scheme + "://" + r.Host)
+	}
+	if strings.ToLower(origin) != want {
+		return fmt.Errorf("Origin %q is not %q", origin, want)
+	}
+	return nil
+}
+
+// requestID returns the client's X-Request-Id when it is 1 to 64
+// printable ASCII characters without spaces (so it is safe in logs), and a
+// fresh random id otherwise.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= maxRequestID {
+		ok := true
+		for i := 0; i < len(id); i++ {
+			if id[i] <= ' ' || id[i] >= 0x7f {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return id
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// apiError is a refusal with a stable code.
+type apiError struct {
+	status int
+	code   string
+	desc   string
+}
+
+func badRequest(code, desc string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, desc: desc}
+}
+
+// apiErrorBody is the JSON shape of every error response.
+type apiErrorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func writeAPIError(w http.ResponseWriter, status int, code, desc string) {
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "2")
+	}
+	writeJSON(w, status, apiErrorBody{Error: code, Description: desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	SetNoStore(h)
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers a request whose action failed, mapping sentinel errors to
+// stable codes. Causes go to the log, never to the client.
+func (api *AdminAPI) fail(w http.ResponseWriter, r *http.Request, c *apiCall, op string, err error) {
+	switch {
+	case errors.Is(err, ErrStoreUnavailable):
+		api.log.ErrorContext(r.Context(), "sessionfence: admin API: store unavailable", "op", op, "request_id", c.reqID, "cause", err.Error())
+		writeAPIError(w, http.StatusServiceUnavailable, "store_unavailable", "the session store could not be reached; nothing was changed; try again")
+	case errors.Is(err, ErrNotSupported):
+		writeAPIError(w, http.StatusNotImplemented, "not_supported", "the session store does not support this operation")
+	case errors.Is(err, ErrNothingPending):
+		writeAPIError(w, http.StatusConflict, "nothing_pending", "no announced termination is pending on this scope")
+	case errors.Is(err, ErrInvalidBump):
+		// The store judges announcement times by its own clock.
+		writeAPIError(w, http.StatusBadRequest, "invalid_at", "the announcement time is not in the future by the store's clock")
+	case errors.Is(err, ErrInvalidScope):
+		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "the scope is not valid")
+	case errors.Is(err, ErrKeepNotCovered):
+		writeAPIError(w, http.StatusBadRequest, "invalid_request", "the session to keep is not covered by the scope")
+	default:
+		api.log.ErrorContext(r.Context(), "sessionfence: admin API: internal error", "op", op, "request_id", c.reqID, "cause", err.Error())
+		writeAPIError(w, http.StatusInternalServerError, "internal_error", "the operation failed; see the server log for request id "+c.reqID)
+	}
+}
+
+// refused logs a refusal of a security check at warning level: someone
+// tried something they may not do.
+func (api *AdminAPI) refused(r *http.Request, c *apiCall, op, code string, cause error) {
+	attrs := []slog.Attr{slog.String("op", op), slog.String("code", code), slog.String("request_id", c.reqID),
+		slog.String("client_ip", c.ip)}
+	if c.s != nil {
+		attrs = append(attrs, slog.String("actor", c.actor()), slog.String("session", c.s.ID))
+	}
+	if cause != nil {
+		attrs = append(attrs, slog.String("cause", cause.Error()))
+	}
+	api.log.LogAttrs(r.Context(), slog.LevelWarn, "sessionfence: admin API request refused", attrs...)
+}
+
+// authorized asks the hook; it writes the refusal and returns false when
+// the caller may not proceed.
+func (api *AdminAPI) authorized(w http.ResponseWriter, r *http.Request, c *apiCall, op string, target Scope) bool {
+	err := api.authorize(r.Context(), c.s, op, target)
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, ErrStoreUnavailable) {
+		api.fail(w, r, c, op, err)
+		return false
+	}
+	api.refused(r, c, op, "forbidden", err)
+	writeAPIError(w, http.StatusForbidden, "forbidden", "you may not perform this operation")
+	return false
+}
+
+// decode reads a JSON object body into dst: application/json only, at
+// most maxBody bytes, one flat object (scalar values only) without
+// duplicate or unknown keys, and nothing after it.
+func (api *AdminAPI) decode(w http.ResponseWriter, r *http.Request, dst any) *apiError {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json"}
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be UTF-8"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{http.StatusRequestEntityTooLarge, "request_too_large",
+				"the body exceeds " + strconv.FormatInt(api.maxBody, 10) + " bytes"}
+		}
+		return badRequest("invalid_request", "the body could not be read")
+	}
+	if !utf8.Valid(body) {
+		return badRequest("invalid_request", "the body is not valid UTF-8")
+	}
+	if e := checkFlatObject(body); e != nil {
+		return e
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return badRequest("invalid_request", "field "+strconv.Quote(te.Field)+" has the wrong type")
+		}
+		return badRequest("invalid_request", "the body has a field this endpoint does not accept")
+	}
+	return nil
+}
+
+// checkFlatObject verifies that body is exactly one JSON object whose
+// values are all scalars, with no key repeated (a decoder would silently
+// keep the last one, so a proxy and this server could read different
+// requests), and nothing but white space after it.
+func checkFlatObject(body []byte) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return badRequest("invalid_request", "the body must be one JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badRequest("invalid_request", "the body is not well-formed JSON")
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return badRequest("invalid_request", "field "+strconv.Quote(k)+" appears twice")
+		}
+		seen[k] = true
+		v, err := dec.Token()
+		if err != nil {
+			return badRequest("invalid_request", "the body is not well-formed JSON")
+		}
+		if _, nested := v.(json.Delim); nested {
+			return badRequest("invalid_request", "field "+strconv.Quote(k)+" must be a string, number, boolean or null")
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return badRequest("invalid_request", "the body is not well-formed JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid_request", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// validText reports whether v is valid UTF-8 without control characters
+// and at most n bytes.
+func validText(v string, n int) bool {
+	if len(v) > n || !utf8.ValidString(v) {
+		return false
+	}
+	for _, r := range v {
+		if r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+func validIdentifier(v string) bool { return v != "" && validText(v, maxAPIIdentifier) }
+
+// terminateFields are the body fields shared by the terminate endpoints.
+type terminateFields struct {
+	Reason string `json:"reason"`
+	// Reauth is the policy for the next login: none, login or mfa.
+	Reauth string `json:"reauth"`
+	// At announces the termination for a future RFC 3339 time.
+	At string `json:"at"`
+	// KeepSession keeps the caller's session when the scope covers it;
+	// default true.
+	KeepSession *bool `json:"keep_session"`
+}
+
+// action validates the shared fields and builds the Action for scope.
+func (api *AdminAPI) action(c *apiCall, f terminateFields, scope Scope) (Action, *apiError) {
+	act := Action{Actor: c.actor(), RequestID: c.reqID, ClientIP: c.ip}
+	if !validText(f.Reason, maxAPIReason) {
+		return act, badRequest("invalid_reason", fmt.Sprintf("reason must be at most %d bytes of text without control characters", maxAPIReason))
+	}
+	act.Reason = f.Reason
+	p, ok := ParsePolicy(f.Reauth)
+	if !ok {
+		return act, badRequest("invalid_policy", `reauth must be "none", "login" or "mfa"`)
+	}
+	act.Policy = p
+	if f.At != "" {
+		at, err := time.Parse(time.RFC3339, f.At)
+		if err != nil {
+			return act, badRequest("invalid_at", "at must be an RFC 3339 time such as 2026-11-23T18:00:00Z")
+		}
+		if !at.After(api.g.now()) {
+			return act, badRequest("invalid_at", "at must be in the future; omit it to act now")
+		}
+		act.At = at
+	}
+	if (f.KeepSession == nil || *f.KeepSession) && covers(scope, c.s) {
+		act.Keep = c.s
+	}
+	return act, nil
+}
+
+// actionResponse is the body of a successful action.
+type actionResponse struct {
+	Entry       AuditEntry `json:"entry"`
+	Fence       fenceView  `json:"fence"`
+	KeptSession bool       `json:"kept_session"`
+}
+
+// fenceView is the JSON form of a fence.
+type fenceView struct {
+	Scope               string     `json:"scope"`
+	Generation          uint64     `json:"generation"`
+	EffectiveGeneration uint64     `json:"effective_generation"`
+	Reload              uint64     `json:"reload"`
+	BumpedAt            *time.Time `json:"bumped_at,omitempty"`
+	Policy              string     `json:"policy"`
+	PendingAt           *time.Time `json:"pending_at,omitempty"`
+	PendingPolicy       string     `json:"pending_policy,omitempty"`
+	Reason              string     `json:"reason,omitempty"`
+}
+
+func viewFence(sc Scope, f Fence, now time.Time) fenceView {
+	v := fenceView{Scope: sc.String(), Generation: f.Gen, EffectiveGeneration: f.EffectiveGen(now),
+		Reload: f.Reload, Policy: f.Policy.String(), Reason: f.Reason}
+	if !f.BumpedAt.IsZero() {
+		t := f.BumpedAt.UTC()
+		v.BumpedAt = &t
+	}
+	if !f.PendingAt.IsZero() {
+		t := f.PendingAt.UTC()
+		v.PendingAt, v.PendingPolicy = &t, f.PendingPolicy.String()
+	}
+	return v
+}
+
+// respond writes a successful action, with the caller's re-issued cookie
+// when it was kept.
+func (api *AdminAPI) respond(w http.ResponseWriter, scope Scope, res ActionResult) {
+	if res.Cookie != nil {
+		setSessionCookie(w, res.Cookie)
+	}
+	writeJSON(w, http.StatusOK, actionResponse{Entry: res.Entry, Fence: viewFence(scope, res.Fence, api.g.now()),
+		KeptSession: res.Cookie != nil})
+}
+
+// setSessionCookie sets c, replacing any Set-Cookie for the same name the
+// adapter already added (a renewal or reload in the same request), so the
+// browser keeps the cookie issued under the new generation.
+func setSessionCookie(w http.ResponseWriter, c *http.Cookie) {
+	h := w.Header()
+	prefix := c.Name + "="
+	var kept []string
+	for _, v := range h.Values("Set-Cookie") {
+		if !strings.HasPrefix(v, prefix) {
+			kept = append(kept, v)
+		}
+	}
+	h.Del("Set-Cookie")
+	for _, v := range kept {
+		h.Add("Set-Cookie", v)
+	}
+	http.SetCookie(w, c)
+}
+
+// terminate runs one termination after authorization.
+func (api *AdminAPI) terminate(w http.ResponseWriter, r *http.Request, c *apiCall, op string, scope Scope, f terminateFields, confirm *string) {
+	act, e := api.action(c, f, scope)
+	if e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	if !api.authorized(w, r, c, op, scope) {
+		return
+	}
+	if confirm != nil && *confirm != ConfirmTerminateAll {
+		writeAPIError(w, http.StatusBadRequest, "confirmation_required",
+			`terminate-all needs "confirm": "`+ConfirmTerminateAll+`"`)
+		return
+	}
+	res, err := api.admin.Terminate(r.Context(), scope, act)
+	if err != nil {
+		api.fail(w, r, c, op, err)
+		return
+	}
+	api.respond(w, scope, res)
+}
+
+func (api *AdminAPI) terminateAll(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	var req struct {
+		terminateFields
+		Confirm string `json:"confirm"`
+	}
+	if e := api.decode(w, r, &req); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	api.terminate(w, r, c, OpTerminateAll, GlobalScope(), req.terminateFields, &req.Confirm)
+}
+
+func (api *AdminAPI) terminateTenant(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	var req struct {
+		Tenant string `json:"tenant"`
+		terminateFields
+	}
+	if e := api.decode(w, r, &req); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	if !validIdentifier(req.Tenant) {
+		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "tenant must be a non-empty identifier")
+		return
+	}
+	api.terminate(w, r, c, OpTerminateTenant, TenantScope(req.Tenant), req.terminateFields, nil)
+}
+
+func (api *AdminAPI) terminateUser(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	var req struct {
+		Issuer string `json:"issuer"`
+		Sub    string `json:"sub"`
+		terminateFields
+	}
+	if e := api.decode(w, r, &req); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	if !validIdentifier(req.Issuer) || !validIdentifier(req.Sub) {
+		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "issuer and sub must be non-empty identifiers")
+		return
+	}
+	api.terminate(w, r, c, OpTerminateUser, SubjectScope(req.Issuer, req.Sub), req.terminateFields, nil)
+}
+
+func (api *AdminAPI) terminateSession(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	// No keep_session: asking to end one session and keep it is a
+	// contradiction.
+	var req struct {
+		SessionID string `json:"session_id"`
+		Reason    string `json:"reason"`
+		Reauth    string `json:"reauth"`
+		At        string `json:"at"`
+	}
+	if e := api.decode(w, r, &req); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	if !validIdentifier(req.SessionID) {
+		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "session_id must be a non-empty identifier")
+		return
+	}
+	no := false
+	api.terminate(w, r, c, OpTerminateSession, SessionScope(req.SessionID),
+		terminateFields{Reason: req.Reason, Reauth: req.Reauth, At: req.At, KeepSession: &no}, nil)
+}
+
+// scopeFields name one scope in a body or a query: scope is the kind and
+// the other fields are those the kind needs, and no others.
+type scopeFields struct {
+	Scope     string `json:"scope"`
+	Tenant    string `json:"tenant"`
+	Issuer    string `json:"issuer"`
+	Sub       string `json:"sub"`
+	SID       string `json:"sid"`
+	SessionID string `json:"session_id"`
+}
+
+func (f scopeFields) scope() (Scope, *apiError) {
+	kind, ok := ParseScopeKind(f.Scope)
+	if !ok || kind == ScopeEpoch {
+		return Scope{}, badRequest("invalid_scope", `scope must be "global", "tenant", "subject", "idp_session" or "session"`)
+	}
+	var sc Scope
+	var need []string
+	switch kind {
+	case ScopeGlobal:
+		sc = GlobalScope()
+	case ScopeTenant:
+		sc, need = TenantScope(f.Tenant), []string{f.Tenant}
+	case ScopeSubject:
+		sc, need = SubjectScope(f.Issuer, f.Sub), []string{f.Issuer, f.Sub}
+	case ScopeIdPSession:
+		sc, need = IdPSessionScope(f.Issuer, f.SID), []string{f.Issuer, f.SID}
+	case ScopeSession:
+		sc, need = SessionScope(f.SessionID), []string{f.SessionID}
+	}
+	// Fields the kind does not use must be empty: a body naming a tenant
+	// under scope "global" is a mistake, not a global action.
+	given := 0
+	for _, v := range []string{f.Tenant, f.Issuer, f.Sub, f.SID, f.SessionID} {
+		if v != "" {
+			given++
+		}
+	}
+	for _, v := range need {
+		if !validIdentifier(v) {
+			return Scope{}, badRequest("invalid_scope", "scope "+kind.String()+" needs its identifying fields (see docs/admin.md)")
+		}
+	}
+	if given != len(need) || !sc.Valid() {
+		return Scope{}, badRequest("invalid_scope", "fields that scope "+kind.String()+" does not use must be absent")
+	}
+	return sc, nil
+}
+
+func (api *AdminAPI) cancel(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	var req struct {
+		scopeFields
+		Reason string `json:"reason"`
+	}
+	if e := api.decode(w, r, &req); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	sc, e := req.scope()
+	if e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	if !validText(req.Reason, maxAPIReason) {
+		writeAPIError(w, http.StatusBadRequest, "invalid_reason", "reason must be text without control characters")
+		return
+	}
+	if !api.authorized(w, r, c, OpCancel, sc) {
+		return
+	}
+	act := Action{Actor: c.actor(), Reason: req.Reason, RequestID: c.reqID, ClientIP: c.ip}
+	if covers(sc, c.s) {
+		// A caller kept through the announcement holds the generation
+		// that will now never come; Cancel re-issues their cookie.
+		act.Keep = c.s
+	}
+	res, err := api.admin.Cancel(r.Context(), sc, act)
+	if err != nil {
+		api.fail(w, r, c, OpCancel, err)
+		return
+	}
+	api.respond(w, sc, res)
+}
+
+func (api *AdminAPI) reload(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	var req struct {
+		scopeFields
+		Reason string `json:"reason"`
+	}
+	if e := api.decode(w, r, &req); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	sc, e := req.scope()
+	if e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	if !validText(req.Reason, maxAPIReason) {
+		writeAPIError(w, http.StatusBadRequest, "invalid_reason", "reason must be text without control characters")
+		return
+	}
+	if !api.authorized(w, r, c, OpReload, sc) {
+		return
+	}
+	res, err := api.admin.Reload(r.Context(), sc, Action{Actor: c.actor(), Reason: req.Reason, RequestID: c.reqID, ClientIP: c.ip})
+	if err != nil {
+		api.fail(w, r, c, OpReload, err)
+		return
+	}
+	api.respond(w, sc, res)
+}
+
+// query returns r's query parameters after checking that only allowed
+// names appear, each at most once unless repeatable.
+func query(r *http.Request, allowed []string, repeatable string) (url.Values, *apiError) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("invalid_request", "the query string is malformed")
+	}
+	for k, vs := range q {
+		if !slices.Contains(allowed, k) {
+			return nil, badRequest("invalid_request", "unknown query parameter "+strconv.Quote(k))
+		}
+		if len(vs) > 1 && k != repeatable {
+			return nil, badRequest("invalid_request", "query parameter "+strconv.Quote(k)+" given more than once")
+		}
+	}
+	return q, nil
+}
+
+func (api *AdminAPI) sessions(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	q, e := query(r, []string{"issuer", "sub"}, "")
+	if e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	iss, sub := q.Get("issuer"), q.Get("sub")
+	if !validIdentifier(iss) || !validIdentifier(sub) {
+		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "issuer and sub are required")
+		return
+	}
+	sc := SubjectScope(iss, sub)
+	if !api.authorized(w, r, c, OpSessions, sc) {
+		return
+	}
+	list, err := api.admin.Sessions(r.Context(), iss, sub)
+	if err != nil {
+		api.fail(w, r, c, OpSessions, err)
+		return
+	}
+	if list == nil {
+		list = []SessionInfo{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Issuer   string        `json:"issuer"`
+		Sub      string        `json:"sub"`
+		Sessions []SessionInfo `json:"sessions"`
+	}{iss, sub, list})
+}
+
+func (api *AdminAPI) audit(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	q, e := query(r, []string{"before", "limit"}, "")
+	if e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	aq := AuditQuery{Before: q.Get("before")}
+	if aq.Before != "" && !validText(aq.Before, 128) {
+		writeAPIError(w, http.StatusBadRequest, "invalid_cursor", "before must be a cursor returned as next")
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 || strconv.Itoa(n) != l {
+			writeAPIError(w, http.StatusBadRequest, "invalid_limit", "limit must be an integer from 1 to 500")
+			return
+		}
+		aq.Limit = n
+	}
+	if !api.authorized(w, r, c, OpAudit, GlobalScope()) {
+		return
+	}
+	entries, next, err := api.admin.Audit(r.Context(), aq)
+	if err != nil {
+		if aq.Before != "" && !errors.Is(err, ErrStoreUnavailable) && !errors.Is(err, ErrNotSupported) {
+			// The stores refuse a cursor they did not issue before
+			// touching anything.
+			writeAPIError(w, http.StatusBadRequest, "invalid_cursor", "before must be a cursor returned as next")
+			return
+		}
+		api.fail(w, r, c, OpAudit, err)
+		return
+	}
+	if entries == nil {
+		entries = []AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Entries []AuditEntry `json:"entries"`
+		Next    string       `json:"next,omitempty"`
+	}{entries, next})
+}
+
+func (api *AdminAPI) fences(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	q, e := query(r, []string{"scope"}, "scope")
+	if e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	names := q["scope"]
+	if len(names) == 0 {
+		names = []string{"global"}
+	}
+	if len(names) > maxFenceQuery {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("at most %d scopes per request", maxFenceQuery))
+		return
+	}
+	scopes := make([]Scope, 0, len(names))
+	for _, n := range names {
+		sc, err := ParseScope(n)
+		if err != nil || !validText(n, 2*maxAPIIdentifier+32) {
+			writeAPIError(w, http.StatusBadRequest, "invalid_scope", "scope must look like global, tenant:<t>, subject:<iss>|<sub>, idp_session:<iss>|<sid> or session:<id>")
+			return
+		}
+		scopes = append(scopes, sc)
+	}
+	for _, sc := range scopes {
+		if !api.authorized(w, r, c, OpFences, sc) {
+			return
+		}
+	}
+	fs, epoch, err := api.admin.Fences(r.Context(), scopes...)
+	if err != nil {
+		api.fail(w, r, c, OpFences, err)
+		return
+	}
+	now := api.g.now()
+	views := make([]fenceView, len(fs))
+	for i, f := range fs {
+		views[i] = viewFence(scopes[i], f, now)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Epoch  string      `json:"epoch"`
+		Now    time.Time   `json:"now"`
+		Fences []fenceView `json:"fences"`
+	}{epoch, now.UTC(), views})
+}
+
+// noticeView is the JSON form of an announced termination.
+type noticeView struct {
+	At     time.Time `json:"at"`
+	Scope  string    `json:"scope"`
+	Policy string    `json:"policy"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+func (api *AdminAPI) me(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	if _, e := query(r, nil, ""); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	s := c.s
+	// Whether the page should offer the admin console. Only a refusal
+	// by the hook means "no"; an outage of what the hook consults must
+	// not look like a demotion.
+	err := api.authorize(r.Context(), s, OpConsole, GlobalScope())
+	if err != nil && errors.Is(err, ErrStoreUnavailable) {
+		api.fail(w, r, c, OpConsole, err)
+		return
+	}
+	resp := struct {
+		Issuer    string      `json:"issuer"`
+		Sub       string      `json:"sub"`
+		Tenant    string      `json:"tenant,omitempty"`
+		SessionID string      `json:"session_id"`
+		AuthTime  *time.Time  `json:"auth_time,omitempty"`
+		ACR       string      `json:"acr,omitempty"`
+		AMR       []string    `json:"amr,omitempty"`
+		IssuedAt  time.Time   `json:"issued_at"`
+		ExpiresAt time.Time   `json:"expires_at"`
+		Admin     bool        `json:"admin"`
+		Notice    *noticeView `json:"termination,omitempty"`
+	}{Issuer: s.Issuer, Sub: s.Subject, Tenant: s.Tenant, SessionID: s.ID, ACR: s.ACR, AMR: s.AMR(),
+		IssuedAt: s.IssuedAt.UTC(), ExpiresAt: s.AbsoluteExpiry.UTC(), Admin: err == nil}
+	if !s.AuthTime.IsZero() {
+		t := s.AuthTime.UTC()
+		resp.AuthTime = &t
+	}
+	if d, ok := DecisionFromContext(r.Context()); ok && d.Notice != nil {
+		resp.Notice = &noticeView{At: d.Notice.At.UTC(), Scope: d.Notice.Scope.Kind.String(),
+			Policy: d.Notice.Policy.String(), Reason: d.Notice.Reason}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (api *AdminAPI) csrf(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	if _, e := query(r, nil, ""); e != nil {
+		writeAPIError(w, e.status, e.code, e.desc)
+		return
+	}
+	k := api.csrfKeys[0]
+	writeJSON(w, http.StatusOK, struct {
+		Token  string `json:"csrf_token"`
+		Header string `json:"header"`
+	}{csrfMAC(k, c.s.ID), HeaderCSRFToken})
+}
