@@ -43,6 +43,7 @@ type authRequest struct {
 	maxAge      time.Duration
 	hasMaxAge   bool
 	acrValues   []string
+	loginHint   string
 }
 
 // authError is an OAuth error to send back to the relying party.
@@ -68,23 +69,33 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if aerr != nil && !redirectable {
 		rec.Error = aerr.code
 		p.record(func() { p.authorizations = append(p.authorizations, rec) })
-		http.Error(w, aerr.code+": "+aerr.desc, http.StatusBadRequest)
+		p.showError(w, http.StatusBadRequest, aerr.code+": "+aerr.desc)
 		return
 	}
-	var (
-		code   string
-		cookie *http.Cookie
-	)
+	var out authzOutcome
 	if aerr == nil {
-		code, cookie, aerr = p.authorize(r, req, &rec)
+		out = p.authorize(r, req, &rec)
+		aerr = out.err
+	}
+	if out.login != nil {
+		// Interactive mode: the request waits for the login form, and is
+		// recorded when it completes (see handleLogin).
+		p.showLogin(w, http.StatusOK, out.login)
+		return
 	}
 	if aerr != nil {
 		rec.Error = aerr.code
 	}
 	p.record(func() { p.authorizations = append(p.authorizations, rec) })
-	if cookie != nil {
-		http.SetCookie(w, cookie)
+	if out.cookie != nil {
+		http.SetCookie(w, out.cookie)
 	}
+	p.redirectToClient(w, r, req, out.code, aerr, http.StatusFound)
+}
+
+// redirectToClient sends the authorization response (a code or an error)
+// to the client's verified redirect_uri.
+func (p *Provider) redirectToClient(w http.ResponseWriter, r *http.Request, req authRequest, code string, aerr *authError, status int) {
 	resp := url.Values{}
 	if aerr != nil {
 		resp.Set("error", aerr.code)
@@ -105,7 +116,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	default:
 		resp.Set("iss", p.issuer)
 	}
-	http.Redirect(w, r, addQuery(req.redirectURI, resp), http.StatusFound)
+	http.Redirect(w, r, addQuery(req.redirectURI, resp), status)
 }
 
 // parseAuthRequest validates the request. redirectable reports whether the
@@ -180,79 +191,120 @@ func (p *Provider) parseAuthRequest(q url.Values) (authRequest, *authError, bool
 	}
 	req.acrValues = strings.Fields(q.Get("acr_values"))
 	req.nonce = q.Get("nonce")
+	req.loginHint = q.Get("login_hint")
 	return req, nil, true
 }
 
+// authzOutcome is what /authorize answers: a code (and the SSO cookie to
+// set, if any), an error for the client, or, in interactive mode, the
+// login page to show first.
+type authzOutcome struct {
+	code   string
+	cookie *http.Cookie
+	err    *authError
+	login  *loginView
+}
+
+// Why a new authentication is needed (shown on the login page).
+const (
+	reasonNoSession   = "no_session"
+	reasonPromptLogin = "prompt_login"
+	reasonMaxAge      = "max_age"
+	reasonStepUp      = "mfa"
+)
+
 // authorize decides between silent SSO and a new authentication, and
-// issues the code. It returns the cookie to set, if any.
-func (p *Provider) authorize(r *http.Request, req authRequest, rec *Authorization) (string, *http.Cookie, *authError) {
+// issues the code.
+func (p *Provider) authorize(r *http.Request, req authRequest, rec *Authorization) authzOutcome {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.quirks
 	now := p.now().Truncate(time.Second) // JWT times have second precision
-
-	var sess *ssoSession
-	if c, err := r.Cookie(p.cookieName); err == nil {
-		if s := p.sessions[c.Value]; s != nil && !s.ended {
-			sess = s
-		}
-	}
+	sess := p.sessionLocked(r)
 	wantMFA := !q.IgnoreACR && slices.Contains(req.acrValues, p.cfg.mfaACR)
 
 	// Each reason a real provider would ask the user to authenticate again
 	// instead of answering from the SSO session.
-	reauth := sess == nil
-	if sess != nil {
+	reason := ""
+	if sess == nil {
+		reason = reasonNoSession
+	} else {
 		switch {
 		case slices.Contains(req.prompt, "login") && !q.IgnorePrompt:
-			reauth = true
+			reason = reasonPromptLogin
 		case req.hasMaxAge && !q.IgnoreMaxAge && (req.maxAge == 0 || now.Sub(sess.authn.authTime) > req.maxAge):
 			// max_age=0 must always re-authenticate, even within the
 			// same second as the last login.
-			reauth = true
+			reason = reasonMaxAge
 		case wantMFA && sess.authn.acr != p.cfg.mfaACR && p.users[sess.authn.subject].MFA:
 			// Step-up: the session has no second factor, the user can do one.
-			reauth = true
+			reason = reasonStepUp
 		}
 	}
-
-	var cookie *http.Cookie
-	if reauth {
-		if slices.Contains(req.prompt, "none") {
-			return "", nil, &authError{"login_required", "the user must authenticate"}
-		}
-		user, ok := p.users[p.current]
-		if p.current == "" || !ok {
-			return "", nil, &authError{"access_denied", "the user cancelled the login"}
-		}
-		authn := authentication{subject: user.Subject, authTime: now, acr: PasswordACR, amr: []string{"pwd"}}
-		if wantMFA && user.MFA {
-			authn.acr, authn.amr = p.cfg.mfaACR, []string{"pwd", "otp"}
-		}
-		if sess != nil && sess.authn.subject == user.Subject {
-			// Re-authentication of the same person in the same browser:
-			// the session (and its sid) continues with a new auth event,
-			// as real providers do.
-			authn.sid = sess.authn.sid
-			sess.authn = authn
-		} else {
-			if sess != nil {
-				// Another person logs in on this browser: the first
-				// one's session ends (without back-channel logout, as a
-				// user switch on most providers).
-				sess.ended = true
-			}
-			authn.sid = randomID(16)
-			sess = &ssoSession{cookie: randomID(32), authn: authn}
-			p.sessions[sess.cookie] = sess
-		}
-		cookie = &http.Cookie{
-			Name: p.cookieName, Value: sess.cookie, Path: "/",
-			HttpOnly: true, Secure: p.cfg.tls, SameSite: http.SameSiteLaxMode,
-		}
-		rec.Authenticated = true
+	if reason == "" {
+		return authzOutcome{code: p.issueCodeLocked(req, sess, rec)}
 	}
+	if slices.Contains(req.prompt, "none") {
+		return authzOutcome{err: &authError{"login_required", "the user must authenticate"}}
+	}
+	if p.ui != nil {
+		view, aerr := p.startLoginLocked(r, req, *rec, sess, wantMFA, reason)
+		return authzOutcome{login: view, err: aerr}
+	}
+	user, ok := p.users[p.current]
+	if p.current == "" || !ok {
+		return authzOutcome{err: &authError{"access_denied", "the user cancelled the login"}}
+	}
+	sess, cookie := p.authenticateLocked(sess, user, wantMFA && user.MFA, now)
+	rec.Authenticated = true
+	return authzOutcome{code: p.issueCodeLocked(req, sess, rec), cookie: cookie}
+}
 
+// sessionLocked returns the browser's live SSO session, nil if none.
+// Caller holds p.mu.
+func (p *Provider) sessionLocked(r *http.Request) *ssoSession {
+	if c, err := r.Cookie(p.cookieName); err == nil {
+		if s := p.sessions[c.Value]; s != nil && !s.ended {
+			return s
+		}
+	}
+	return nil
+}
+
+// authenticateLocked records that user just authenticated in the browser
+// whose live session is sess (nil if none), with a second factor when mfa,
+// and returns the session and the SSO cookie to set. Caller holds p.mu.
+func (p *Provider) authenticateLocked(sess *ssoSession, user User, mfa bool, now time.Time) (*ssoSession, *http.Cookie) {
+	authn := authentication{subject: user.Subject, authTime: now, acr: PasswordACR, amr: []string{"pwd"}}
+	if mfa {
+		authn.acr, authn.amr = p.cfg.mfaACR, []string{"pwd", "otp"}
+	}
+	if sess != nil && sess.authn.subject == user.Subject {
+		// Re-authentication of the same person in the same browser:
+		// the session (and its sid) continues with a new auth event,
+		// as real providers do.
+		authn.sid = sess.authn.sid
+		sess.authn = authn
+	} else {
+		if sess != nil {
+			// Another person logs in on this browser: the first
+			// one's session ends (without back-channel logout, as a
+			// user switch on most providers).
+			sess.ended = true
+		}
+		authn.sid = randomID(16)
+		sess = &ssoSession{cookie: randomID(32), authn: authn}
+		p.sessions[sess.cookie] = sess
+	}
+	return sess, &http.Cookie{
+		Name: p.cookieName, Value: sess.cookie, Path: "/",
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// issueCodeLocked issues an authorization code for req answered from
+// sess, and completes rec. Caller holds p.mu.
+func (p *Provider) issueCodeLocked(req authRequest, sess *ssoSession, rec *Authorization) string {
 	code := randomID(32)
 	p.codes[code] = &authCode{
 		clientID:    req.client.ID,
@@ -266,7 +318,7 @@ func (p *Provider) authorize(r *http.Request, req authRequest, rec *Authorizatio
 	}
 	rec.Subject, rec.SID = sess.authn.subject, sess.authn.sid
 	rec.AuthTime, rec.ACR = sess.authn.authTime, sess.authn.acr
-	return code, cookie, nil
+	return code
 }
 
 func (a authentication) clone() authentication {

@@ -56,7 +56,7 @@ func (u User) clone() User {
 // test.
 func (p *Provider) AddClient(c Client) {
 	if c.ID == "" {
-		p.t.Fatalf("fakeidp: AddClient: empty client ID")
+		p.fatalf("fakeidp: AddClient: empty client ID")
 	}
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
@@ -75,6 +75,9 @@ func (p *Provider) AddClient(c Client) {
 // claims) of the session's subject, as a provider reading its directory
 // would; auth_time, acr and amr stay those of the original login.
 //
+// With [WithLoginUI], the person who logs in is whoever fills in the login
+// page: SetUser then only registers (or replaces) the user's attributes.
+//
 // SetUser(User{}) means nobody logs in: an authorization request that needs
 // an authentication is answered with error=access_denied (the user
 // cancelled). An empty Subject with other fields set fails the test.
@@ -83,7 +86,7 @@ func (p *Provider) SetUser(u User) {
 	defer p.mu.Unlock()
 	if u.Subject == "" {
 		if u.Email != "" || u.Name != "" || u.Tenant != "" || u.MFA || len(u.Claims) > 0 {
-			p.t.Fatalf("fakeidp: SetUser: user without Subject")
+			p.fatalf("fakeidp: SetUser: user without Subject")
 		}
 		p.current = ""
 		return
@@ -99,7 +102,7 @@ func (p *Provider) UpdateUser(u User) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.users[u.Subject]; !ok {
-		p.t.Fatalf("fakeidp: UpdateUser: unknown subject %q", u.Subject)
+		p.fatalf("fakeidp: UpdateUser: unknown subject %q", u.Subject)
 	}
 	p.users[u.Subject] = u.clone()
 }

@@ -6,9 +6,12 @@
 // acr_values, PKCE, refresh-token rotation, RP-initiated and back-channel
 // logout, key rotation) and that can be told to misbehave on purpose, so
 // that every refusal path of the relying party has a test. It is NOT an
-// identity provider: there is no UI, no persistence, no consent, and its
-// shortcuts (a test decides who "logs in") would be fatal in production.
-// Never import it from non-test code.
+// identity provider: there is no persistence, no consent, and its
+// shortcuts (a test decides who "logs in"; the optional login page
+// publishes its passwords and takes a fixed one-time code) would be fatal
+// in production. Never import it from non-test code, with one exception:
+// examples/devidp, the development-only provider of the demo, serves it
+// through [NewProvider] and [WithLoginUI].
 //
 // Happy path:
 //
@@ -17,6 +20,14 @@
 //	p.SetUser(fakeidp.User{Subject: "alice", Email: "alice@example.com", MFA: true})
 //	browser := p.Browser() // cookie jar: the second /authorize is a silent SSO
 //	// discover p.Issuer() with go-oidc using p.Client(), then drive the flow with browser.
+//
+// Without a test: [NewProvider] builds the same engine for a given issuer
+// and [Provider.Handler] serves it; [New] is that plus an httptest server
+// and t.Cleanup.
+//
+// Interactive mode: with [WithLoginUI], /authorize shows an HTML login
+// page (and a one-time-code page for MFA) whenever it needs an
+// authentication, instead of logging in the SetUser user.
 //
 // Endpoints (relative to [Provider.Issuer]):
 //
@@ -27,6 +38,7 @@
 //	/userinfo                          bearer access token in, profile out
 //	/revoke                            RFC 7009 token revocation
 //	/end_session                       RP-initiated logout 1.0
+//	/login                             login form target (WithLoginUI only)
 //
 // Misbehaviour is switched on with [Provider.SetQuirks]; tokens for negative
 // tests are crafted with [Provider.Sign], [Provider.SignWith],
@@ -37,7 +49,8 @@
 // handlers share the provider's state under one mutex, so tests may run
 // with -race. Methods that can fail and return no error (Sign, AddClient,
 // RotateKey…) report the failure with t.Fatal, so call them from the test's
-// own goroutine.
+// own goroutine (a provider made by NewProvider panics instead: only a
+// programming error reaches them).
 //
 // Time: the provider reads time from the clock given by [WithClock]
 // (default time.Now) plus the offset moved by [Provider.Advance], so

@@ -78,7 +78,7 @@ func (p *Provider) RotateKey() Key {
 func (p *Provider) RotateKeyAlg(alg string) Key {
 	k, err := generateKey(alg)
 	if err != nil {
-		p.t.Fatalf("fakeidp: RotateKey: %v", err)
+		p.fatalf("fakeidp: RotateKey: %v", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -152,7 +152,7 @@ func (p *Provider) Sign(header, claims map[string]any) string {
 func (p *Provider) SignWith(key any, alg string, header, claims map[string]any) string {
 	raw, err := signJWT(key, alg, withDefaults(header, map[string]any{"typ": "JWT"}), claims)
 	if err != nil {
-		p.t.Fatalf("fakeidp: SignWith: %v", err)
+		p.fatalf("fakeidp: SignWith: %v", err)
 	}
 	return raw
 }
@@ -164,11 +164,11 @@ func (p *Provider) SignWith(key any, alg string, header, claims map[string]any) 
 func (p *Provider) Unsigned(claims map[string]any) string {
 	h, err := json.Marshal(map[string]any{"alg": "none", "typ": "JWT"})
 	if err != nil {
-		p.t.Fatalf("fakeidp: Unsigned: %v", err)
+		p.fatalf("fakeidp: Unsigned: %v", err)
 	}
 	c, err := json.Marshal(claims)
 	if err != nil {
-		p.t.Fatalf("fakeidp: Unsigned: %v", err)
+		p.fatalf("fakeidp: Unsigned: %v", err)
 	}
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString(h) + "." + enc.EncodeToString(c) + "."

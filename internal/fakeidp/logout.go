@@ -245,7 +245,7 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	fail := func(msg string) {
 		rec.Error = msg
 		p.record(func() { p.endSessionCalls = append(p.endSessionCalls, rec) })
-		http.Error(w, "invalid_request: "+msg, http.StatusBadRequest)
+		p.showError(w, http.StatusBadRequest, "invalid_request: "+msg)
 	}
 
 	// The hint may be expired (RP-initiated Logout 1.0 §2 says the OP
@@ -331,7 +331,7 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	_ = p.deliver(ctx, jobs)
 
 	if !p.Quirks().IgnoreEndSession {
-		http.SetCookie(w, &http.Cookie{Name: p.cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.cfg.tls})
+		http.SetCookie(w, &http.Cookie{Name: p.cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure})
 	}
 	if plr != "" {
 		v := url.Values{}
@@ -339,6 +339,10 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			v.Set("state", rec.State)
 		}
 		http.Redirect(w, r, addQuery(plr, v), http.StatusFound)
+		return
+	}
+	if p.ui != nil {
+		p.render(w, http.StatusOK, "signedout", page{Title: "Signed out"})
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

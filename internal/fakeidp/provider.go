@@ -3,9 +3,12 @@ package fakeidp
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,12 +54,14 @@ type config struct {
 	clock            func() time.Time
 	backchannel      *http.Client
 	quirks           Quirks
+	loginUI          *LoginUI
 }
 
-// WithTLS serves the provider with [httptest.NewTLSServer] instead of plain
-// HTTP. [Provider.Client] and [Provider.Browser] then trust its certificate
-// (httptest uses one certificate for every TLS test server, so they also
-// trust a relying party started with httptest.NewTLSServer).
+// WithTLS makes [New] serve the provider with [httptest.NewTLSServer]
+// instead of plain HTTP ([NewProvider] ignores it). [Provider.Client] and
+// [Provider.Browser] then trust its certificate (httptest uses one
+// certificate for every TLS test server, so they also trust a relying
+// party started with httptest.NewTLSServer).
 func WithTLS() Option { return func(c *config) { c.tls = true } }
 
 // WithSigningAlg sets the JWS algorithm of the signing key: "RS256"
@@ -109,14 +114,19 @@ func WithBackchannelClient(c *http.Client) Option { return func(cfg *config) { c
 // (see [Provider.SetQuirks]).
 func WithQuirks(q Quirks) Option { return func(c *config) { c.quirks = q } }
 
-// Provider is a running fake OpenID Provider. Create it with [New]; the
-// server is closed by t.Cleanup. All methods are safe for concurrent use.
+// Provider is a fake OpenID Provider. Create it with [New] (a test server,
+// closed by t.Cleanup) or [NewProvider] (an http.Handler to serve
+// yourself). All methods are safe for concurrent use.
 type Provider struct {
+	// t is nil for a provider made by NewProvider: see fatalf.
 	t          testing.TB
-	srv        *httptest.Server
+	srv        *httptest.Server // nil for a provider made by NewProvider
 	issuer     string
+	secure     bool // the issuer is https: cookies get the Secure attribute
 	cookieName string
 	cfg        config
+	handler    http.Handler
+	ui         *loginUI // nil unless WithLoginUI
 
 	// offset is added to cfg.clock; atomic so that now() needs no lock.
 	offset atomic.Int64
@@ -132,6 +142,7 @@ type Provider struct {
 	sessions        map[string]*ssoSession
 	codes           map[string]*authCode
 	grants          map[string]*grant // every refresh token ever issued → its grant
+	pending         map[string]*pendingLogin
 	refuseRefresh   bool
 	refreshCount    int
 	revoked         []Revocation
@@ -144,8 +155,60 @@ type Provider struct {
 // New starts a provider on a fresh httptest server (plain HTTP unless
 // [WithTLS]) and registers its shutdown with t.Cleanup. It has no clients
 // and no user until [Provider.AddClient] and [Provider.SetUser] are called.
+// It is a thin wrapper around [NewProvider]: the issuer is the server's
+// URL and the server serves [Provider.Handler].
 func New(t testing.TB, opts ...Option) *Provider {
 	t.Helper()
+	cfg := newConfig(opts)
+	// Everything handlers read must be written before the server starts
+	// serving, so the issuer is derived from the listener (exactly as
+	// httptest derives its URL) instead of read back from srv.URL.
+	srv := httptest.NewUnstartedServer(nil)
+	scheme := "http://"
+	if cfg.tls {
+		scheme = "https://"
+	}
+	p, err := newProvider(scheme+srv.Listener.Addr().String(), cfg)
+	if err != nil {
+		srv.Listener.Close()
+		t.Fatalf("fakeidp: %v", err)
+	}
+	p.t, p.srv = t, srv
+	srv.Config.Handler = p.handler
+	if cfg.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	if srv.URL != p.issuer {
+		t.Fatalf("fakeidp: issuer %s differs from server URL %s", p.issuer, srv.URL)
+	}
+	return p
+}
+
+// NewProvider returns a provider for issuer without starting anything: the
+// caller serves [Provider.Handler] at issuer's URL. issuer must be an
+// absolute http or https URL without query, fragment or trailing slash;
+// its path, if any, prefixes every endpoint. Cookies are Secure when the
+// issuer is https. [WithTLS] has no effect here (the scheme of issuer
+// decides), and the back-channel client defaults to http.DefaultTransport
+// with a 10 s timeout.
+//
+// A provider made this way has no testing.TB: the methods documented as
+// failing the test (AddClient with an empty ID, RotateKeyAlg with an
+// unknown algorithm…) panic instead, which is only ever a programming
+// error in the caller. It is still a test double with published shortcuts
+// (see the package documentation): serve it only for development.
+func NewProvider(issuer string, opts ...Option) (*Provider, error) {
+	p, err := newProvider(issuer, newConfig(opts))
+	if err != nil {
+		return nil, fmt.Errorf("fakeidp: %w", err)
+	}
+	return p, nil
+}
+
+func newConfig(opts []Option) config {
 	cfg := config{
 		alg:         DefaultSigningAlg,
 		mfaACR:      DefaultMFAACR,
@@ -158,13 +221,42 @@ func New(t testing.TB, opts ...Option) *Provider {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+func newProvider(issuer string, cfg config) (*Provider, error) {
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("issuer %q: %w", issuer, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.User != nil:
+		return nil, fmt.Errorf("issuer %q: want an absolute http or https URL", issuer)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
+		return nil, fmt.Errorf("issuer %q: no query or fragment allowed", issuer)
+	case strings.HasSuffix(u.Path, "/") || u.RawPath != "":
+		// A trailing slash would make every endpoint "//x", and go-oidc
+		// compares the discovered issuer byte for byte.
+		return nil, fmt.Errorf("issuer %q: no trailing slash or escaped path allowed", issuer)
+	case !plainPath(u.Path):
+		// The path becomes part of ServeMux patterns, where "{", "}" or
+		// an empty segment would change their meaning.
+		return nil, fmt.Errorf("issuer %q: path may only hold letters, digits and -._~ in non-empty segments", issuer)
+	}
+	var ui *loginUI
+	if cfg.loginUI != nil {
+		if ui, err = newLoginUI(*cfg.loginUI); err != nil {
+			return nil, err
+		}
+	}
 	key, err := generateKey(cfg.alg)
 	if err != nil {
-		t.Fatalf("fakeidp: %v", err)
+		return nil, err
 	}
 	p := &Provider{
-		t:   t,
-		cfg: cfg,
+		issuer: issuer,
+		ui:     ui,
+		secure: u.Scheme == "https",
+		cfg:    cfg,
 		// Cookies are not isolated by port, and every httptest server
 		// listens on 127.0.0.1: a per-provider name keeps two providers
 		// (or the relying party) sharing one cookie jar from clobbering
@@ -177,35 +269,71 @@ func New(t testing.TB, opts ...Option) *Provider {
 		sessions:   map[string]*ssoSession{},
 		codes:      map[string]*authCode{},
 		grants:     map[string]*grant{},
+		pending:    map[string]*pendingLogin{},
 		revokedJTI: map[string]bool{},
 	}
+	if ui != nil {
+		for _, a := range ui.accounts {
+			p.users[a.User.Subject] = a.User.clone()
+		}
+	}
+	prefix := u.Path // "" or "/some/path"
 	mux := http.NewServeMux()
-	mux.HandleFunc("/.well-known/openid-configuration", p.handleDiscovery)
-	mux.HandleFunc("/keys", p.handleKeys)
-	mux.HandleFunc("/authorize", p.handleAuthorize)
-	mux.HandleFunc("/token", p.handleToken)
-	mux.HandleFunc("/userinfo", p.handleUserinfo)
-	mux.HandleFunc("/revoke", p.handleRevoke)
-	mux.HandleFunc("/end_session", p.handleEndSession)
-	// Everything handlers read must be written before the server starts
-	// serving, so the issuer is derived from the listener (exactly as
-	// httptest derives its URL) instead of read back from srv.URL.
-	p.srv = httptest.NewUnstartedServer(mux)
-	scheme := "http://"
-	if cfg.tls {
-		scheme = "https://"
+	mux.HandleFunc(prefix+"/.well-known/openid-configuration", p.handleDiscovery)
+	mux.HandleFunc(prefix+"/keys", p.handleKeys)
+	mux.HandleFunc(prefix+"/authorize", p.handleAuthorize)
+	mux.HandleFunc(prefix+"/token", p.handleToken)
+	mux.HandleFunc(prefix+"/userinfo", p.handleUserinfo)
+	mux.HandleFunc(prefix+"/revoke", p.handleRevoke)
+	mux.HandleFunc(prefix+"/end_session", p.handleEndSession)
+	if p.ui != nil {
+		// Only the login page posts here, from the provider's own
+		// origin: refuse cross-origin browser requests outright (the
+		// per-request CSRF token is checked as well).
+		mux.Handle(prefix+loginPath, http.NewCrossOriginProtection().Handler(http.HandlerFunc(p.handleLogin)))
 	}
-	p.issuer = scheme + p.srv.Listener.Addr().String()
-	if cfg.tls {
-		p.srv.StartTLS()
-	} else {
-		p.srv.Start()
+	p.handler = mux
+	return p, nil
+}
+
+// plainPath reports whether p is "" or "/seg/seg" with unreserved
+// characters only.
+func plainPath(p string) bool {
+	if p == "" {
+		return true
 	}
-	t.Cleanup(p.srv.Close)
-	if p.srv.URL != p.issuer {
-		t.Fatalf("fakeidp: issuer %s differs from server URL %s", p.issuer, p.srv.URL)
+	for _, seg := range strings.Split(p, "/")[1:] {
+		if seg == "" || seg == "." || seg == ".." || !validPKCEValue(seg) {
+			return false
+		}
 	}
-	return p
+	return strings.HasPrefix(p, "/")
+}
+
+// Handler returns the handler serving every endpoint of the provider under
+// the issuer's path (see the package documentation for the list). Requests
+// for other paths get 404. [New] serves it on its test server.
+func (p *Provider) Handler() http.Handler { return p.handler }
+
+// fatalf reports a misuse of the provider: t.Fatalf for a test provider,
+// a panic for one made by NewProvider (there is no test to fail).
+func (p *Provider) fatalf(format string, args ...any) {
+	if p.t != nil {
+		p.t.Helper()
+		p.t.Fatalf(format, args...)
+		return
+	}
+	panic(fmt.Sprintf(format, args...))
+}
+
+// transport is the round tripper of the clients the provider hands out
+// and of back-channel deliveries: the test server's (which trusts its
+// certificate) or http.DefaultTransport.
+func (p *Provider) transport() http.RoundTripper {
+	if p.srv != nil {
+		return p.srv.Client().Transport
+	}
+	return http.DefaultTransport
 }
 
 // backchannelClient is the client that POSTs logout tokens.
@@ -213,7 +341,7 @@ func (p *Provider) backchannelClient() *http.Client {
 	if p.cfg.backchannel != nil {
 		return p.cfg.backchannel
 	}
-	return &http.Client{Transport: p.srv.Client().Transport, Timeout: 10 * time.Second}
+	return &http.Client{Transport: p.transport(), Timeout: 10 * time.Second}
 }
 
 // Issuer returns the issuer identifier, which is the server's base URL
@@ -225,7 +353,7 @@ func (p *Provider) Issuer() string { return p.issuer }
 // other back-end calls. Each call returns a distinct client, so a test may
 // modify it.
 func (p *Provider) Client() *http.Client {
-	return &http.Client{Transport: p.srv.Client().Transport}
+	return &http.Client{Transport: p.transport()}
 }
 
 // Browser returns a new *http.Client with its own empty cookie jar, so it
@@ -235,9 +363,9 @@ func (p *Provider) Client() *http.Client {
 func (p *Provider) Browser() *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
-		p.t.Fatalf("fakeidp: cookie jar: %v", err)
+		p.fatalf("fakeidp: cookie jar: %v", err)
 	}
-	return &http.Client{Transport: p.srv.Client().Transport, Jar: jar}
+	return &http.Client{Transport: p.transport(), Jar: jar}
 }
 
 // Advance moves the provider's clock forward by d (or back if d < 0). It

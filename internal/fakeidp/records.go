@@ -1,8 +1,10 @@
 package fakeidp
 
 import (
+	"cmp"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -115,4 +117,35 @@ func (p *Provider) record(f func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f()
+}
+
+// Session describes a live SSO session at the provider: one browser's
+// login, as /authorize sees it.
+type Session struct {
+	// Subject and SID are the sub and sid its tokens carry.
+	Subject string
+	SID     string
+	// AuthTime, ACR and AMR describe its latest authentication.
+	AuthTime time.Time
+	ACR      string
+	AMR      []string
+}
+
+// Sessions returns the SSO sessions that have not ended, ordered by
+// subject, then auth_time, then sid. It is how a development admin page
+// lists what [Provider.EndSession] and [Provider.EndSID] can end.
+func (p *Provider) Sessions() []Session {
+	p.mu.Lock()
+	var out []Session
+	for _, s := range p.sessions {
+		if !s.ended {
+			a := s.authn
+			out = append(out, Session{Subject: a.subject, SID: a.sid, AuthTime: a.authTime, ACR: a.acr, AMR: slices.Clone(a.amr)})
+		}
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b Session) int {
+		return cmp.Or(strings.Compare(a.Subject, b.Subject), a.AuthTime.Compare(b.AuthTime), strings.Compare(a.SID, b.SID))
+	})
+	return out
 }
