@@ -606,35 +606,8 @@ func (api *AdminAPI) action(c *apiCall, f terminateFields, scope Scope) (Action,
 // actionResponse is the body of a successful action.
 type actionResponse struct {
 	Entry       AuditEntry `json:"entry"`
-	Fence       fenceView  `json:"fence"`
+	Fence       FenceView  `json:"fence"`
 	KeptSession bool       `json:"kept_session"`
-}
-
-// fenceView is the JSON form of a fence.
-type fenceView struct {
-	Scope               string     `json:"scope"`
-	Generation          uint64     `json:"generation"`
-	EffectiveGeneration uint64     `json:"effective_generation"`
-	Reload              uint64     `json:"reload"`
-	BumpedAt            *time.Time `json:"bumped_at,omitempty"`
-	Policy              string     `json:"policy"`
-	PendingAt           *time.Time `json:"pending_at,omitempty"`
-	PendingPolicy       string     `json:"pending_policy,omitempty"`
-	Reason              string     `json:"reason,omitempty"`
-}
-
-func viewFence(sc Scope, f Fence, now time.Time) fenceView {
-	v := fenceView{Scope: sc.String(), Generation: f.Gen, EffectiveGeneration: f.EffectiveGen(now),
-		Reload: f.Reload, Policy: f.Policy.String(), Reason: f.Reason}
-	if !f.BumpedAt.IsZero() {
-		t := f.BumpedAt.UTC()
-		v.BumpedAt = &t
-	}
-	if !f.PendingAt.IsZero() {
-		t := f.PendingAt.UTC()
-		v.PendingAt, v.PendingPolicy = &t, f.PendingPolicy.String()
-	}
-	return v
 }
 
 // respond writes a successful action, with the caller's re-issued cookie
@@ -643,7 +616,7 @@ func (api *AdminAPI) respond(w http.ResponseWriter, scope Scope, res ActionResul
 	if res.Cookie != nil {
 		setSessionCookie(w, res.Cookie)
 	}
-	writeJSON(w, http.StatusOK, actionResponse{Entry: res.Entry, Fence: viewFence(scope, res.Fence, api.g.now()),
+	writeJSON(w, http.StatusOK, actionResponse{Entry: res.Entry, Fence: NewFenceView(scope, res.Fence, api.g.now()),
 		KeptSession: res.Cookie != nil})
 }
 
@@ -805,28 +778,38 @@ func (f scopeFields) scope() (Scope, *apiError) {
 	return sc, nil
 }
 
-func (api *AdminAPI) cancel(w http.ResponseWriter, r *http.Request, c *apiCall) {
+// scopedRequest decodes and checks the body shared by cancel and reload: a
+// scope and a reason. It writes the refusal itself and returns ok=false.
+func (api *AdminAPI) scopedRequest(w http.ResponseWriter, r *http.Request, c *apiCall, op string) (Scope, string, bool) {
 	var req struct {
 		scopeFields
 		Reason string `json:"reason"`
 	}
 	if e := api.decode(w, r, &req); e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
-		return
+		return Scope{}, "", false
 	}
 	sc, e := req.scope()
 	if e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
-		return
+		return Scope{}, "", false
 	}
 	if !validText(req.Reason, maxAPIReason) {
 		writeAPIError(w, http.StatusBadRequest, "invalid_reason", "reason must be text without control characters")
+		return Scope{}, "", false
+	}
+	if !api.authorized(w, r, c, op, sc) {
+		return Scope{}, "", false
+	}
+	return sc, req.Reason, true
+}
+
+func (api *AdminAPI) cancel(w http.ResponseWriter, r *http.Request, c *apiCall) {
+	sc, reason, ok := api.scopedRequest(w, r, c, OpCancel)
+	if !ok {
 		return
 	}
-	if !api.authorized(w, r, c, OpCancel, sc) {
-		return
-	}
-	act := Action{Actor: c.actor(), Reason: req.Reason, RequestID: c.reqID, ClientIP: c.ip}
+	act := Action{Actor: c.actor(), Reason: reason, RequestID: c.reqID, ClientIP: c.ip}
 	if covers(sc, c.s) {
 		// A caller kept through the announcement holds the generation
 		// that will now never come; Cancel re-issues their cookie.
@@ -841,27 +824,11 @@ func (api *AdminAPI) cancel(w http.ResponseWriter, r *http.Request, c *apiCall) 
 }
 
 func (api *AdminAPI) reload(w http.ResponseWriter, r *http.Request, c *apiCall) {
-	var req struct {
-		scopeFields
-		Reason string `json:"reason"`
-	}
-	if e := api.decode(w, r, &req); e != nil {
-		writeAPIError(w, e.status, e.code, e.desc)
+	sc, reason, ok := api.scopedRequest(w, r, c, OpReload)
+	if !ok {
 		return
 	}
-	sc, e := req.scope()
-	if e != nil {
-		writeAPIError(w, e.status, e.code, e.desc)
-		return
-	}
-	if !validText(req.Reason, maxAPIReason) {
-		writeAPIError(w, http.StatusBadRequest, "invalid_reason", "reason must be text without control characters")
-		return
-	}
-	if !api.authorized(w, r, c, OpReload, sc) {
-		return
-	}
-	res, err := api.admin.Reload(r.Context(), sc, Action{Actor: c.actor(), Reason: req.Reason, RequestID: c.reqID, ClientIP: c.ip})
+	res, err := api.admin.Reload(r.Context(), sc, Action{Actor: c.actor(), Reason: reason, RequestID: c.reqID, ClientIP: c.ip})
 	if err != nil {
 		api.fail(w, r, c, OpReload, err)
 		return
@@ -993,14 +960,14 @@ func (api *AdminAPI) fences(w http.ResponseWriter, r *http.Request, c *apiCall) 
 		return
 	}
 	now := api.g.now()
-	views := make([]fenceView, len(fs))
+	views := make([]FenceView, len(fs))
 	for i, f := range fs {
-		views[i] = viewFence(scopes[i], f, now)
+		views[i] = NewFenceView(scopes[i], f, now)
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Epoch  string      `json:"epoch"`
 		Now    time.Time   `json:"now"`
-		Fences []fenceView `json:"fences"`
+		Fences []FenceView `json:"fences"`
 	}{epoch, now.UTC(), views})
 }
 

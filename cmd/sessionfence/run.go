@@ -524,33 +524,6 @@ func parseScopes(args []string) ([]middleware.Scope, error) {
 	return out, nil
 }
 
-// fenceJSON is the JSON form of a fence, as the admin API prints it.
-type fenceJSON struct {
-	Scope               string     `json:"scope"`
-	Generation          uint64     `json:"generation"`
-	EffectiveGeneration uint64     `json:"effective_generation"`
-	Reload              uint64     `json:"reload"`
-	BumpedAt            *time.Time `json:"bumped_at,omitempty"`
-	Policy              string     `json:"policy"`
-	PendingAt           *time.Time `json:"pending_at,omitempty"`
-	PendingPolicy       string     `json:"pending_policy,omitempty"`
-	Reason              string     `json:"reason,omitempty"`
-}
-
-func viewFence(sc middleware.Scope, f middleware.Fence, now time.Time) fenceJSON {
-	v := fenceJSON{Scope: sc.String(), Generation: f.Gen, EffectiveGeneration: f.EffectiveGen(now), Reload: f.Reload,
-		Policy: f.Policy.String(), Reason: f.Reason}
-	if !f.BumpedAt.IsZero() {
-		t := f.BumpedAt.UTC()
-		v.BumpedAt = &t
-	}
-	if !f.PendingAt.IsZero() {
-		t := f.PendingAt.UTC()
-		v.PendingAt, v.PendingPolicy = &t, f.PendingPolicy.String()
-	}
-	return v
-}
-
 func (c *cli) printJSON(v any) int {
 	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
@@ -565,8 +538,8 @@ func (c *cli) printResult(sc middleware.Scope, res middleware.ActionResult) int 
 	if c.asJSON {
 		return c.printJSON(struct {
 			Entry middleware.AuditEntry `json:"entry"`
-			Fence fenceJSON             `json:"fence"`
-		}{res.Entry, viewFence(sc, res.Fence, time.Now())})
+			Fence middleware.FenceView  `json:"fence"`
+		}{res.Entry, middleware.NewFenceView(sc, res.Fence, time.Now())})
 	}
 	e := res.Entry
 	switch {
@@ -607,15 +580,15 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail("status", err)
 	}
-	views := make([]fenceJSON, len(fs))
+	views := make([]middleware.FenceView, len(fs))
 	for i, f := range fs {
-		views[i] = viewFence(scopes[i], f, now)
+		views[i] = middleware.NewFenceView(scopes[i], f, now)
 	}
 	if c.asJSON {
 		return c.printJSON(struct {
-			Epoch     string      `json:"epoch"`
-			StoreTime time.Time   `json:"store_time"`
-			Fences    []fenceJSON `json:"fences"`
+			Epoch     string                 `json:"epoch"`
+			StoreTime time.Time              `json:"store_time"`
+			Fences    []middleware.FenceView `json:"fences"`
 		}{epoch, now.UTC(), views})
 	}
 	fmt.Fprintf(c.stdout, "epoch       %s\nstore time  %s\n\n", epoch, now.UTC().Format(time.RFC3339))

@@ -4,9 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
+	"github.com/sessionfence/sessionfence/internal/valkeytest"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,58 +16,13 @@ import (
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 )
 
-// The tests run against a real server named by SESSIONFENCE_VALKEY_ADDR.
-// Outside CI they default to 127.0.0.1:6379 and skip when nothing answers;
-// in CI (CI=true, or SESSIONFENCE_REQUIRE_STORE=1 as scripts/test sets) a
+// The tests run against a real server named by SESSIONFENCE_VALKEY_ADDR
+// (see internal/valkeytest): outside CI they skip when nothing answers; in
+// CI (CI=true, or SESSIONFENCE_REQUIRE_STORE=1 as scripts/test sets) a
 // missing server is a failure, never a skip.
 
-var probe struct {
-	once sync.Once
-	addr string
-	err  string
-}
-
-func storeRequired() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("SESSIONFENCE_REQUIRE_STORE") == "1"
-}
-
 // serverAddr returns the address of a live server or ends the test.
-func serverAddr(tb testing.TB) string {
-	tb.Helper()
-	probe.once.Do(func() {
-		addr := os.Getenv("SESSIONFENCE_VALKEY_ADDR")
-		if addr == "" {
-			if os.Getenv("CI") == "true" {
-				probe.err = "CI=true but SESSIONFENCE_VALKEY_ADDR is not set"
-				return
-			}
-			addr = "127.0.0.1:6379"
-		}
-		probe.addr = addr
-		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			probe.err = "no Valkey/Redis server answers at " + addr + ": " + err.Error()
-			return
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-		if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-			probe.err = "server at " + addr + " does not answer PING: " + err.Error()
-			return
-		}
-		line := make([]byte, 7)
-		if _, err := io.ReadFull(conn, line); err != nil || !strings.HasPrefix(string(line), "+PONG") {
-			probe.err = "server at " + addr + " does not answer PING with PONG"
-		}
-	})
-	if probe.err != "" {
-		if storeRequired() {
-			tb.Fatal(probe.err)
-		}
-		tb.Skip(probe.err + " (set SESSIONFENCE_VALKEY_ADDR to run the Valkey tests)")
-	}
-	return probe.addr
-}
+func serverAddr(tb testing.TB) string { return valkeytest.Addr(tb) }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -78,7 +32,7 @@ func randomHex(n int) string {
 
 // testPrefix returns a prefix no other test uses, with the required hash
 // tag.
-func testPrefix() string { return "{sftest-" + randomHex(8) + "}:" }
+func testPrefix() string { return valkeytest.Prefix() }
 
 func newClient(tb testing.TB, addr string, opt ...func(*valkey.ClientOption)) valkey.Client {
 	tb.Helper()
