@@ -42,6 +42,8 @@ type Config struct {
 	// StaleFor enables bounded staleness: when the store cannot be reached,
 	// fences confirmed within this duration are used (and the decision is
 	// marked Stale); older ones fail closed. Default 0: fail closed at once.
+	// Cost: every successful check then records the fences it read under a
+	// mutex (measured at 13–34% of the guard's own time).
 	StaleFor time.Duration
 	// Skew is the clock skew tolerated between the identity provider and
 	// the store when comparing token times with fence times. It is applied
@@ -348,8 +350,25 @@ func (g *Guard) read(ctx context.Context, list []Scope, fences []Fence, d *Decis
 // and sets Decision.Cookie to the cookie the response must carry (a
 // re-issued one, or a clearing one after a refusal that ends the session).
 func (g *Guard) Authenticate(ctx context.Context, value string) Decision {
+	return g.authenticate(ctx, value, nil)
+}
+
+// AuthenticateRequest is [Guard.Authenticate] for an HTTP request: the
+// same steps, and when the session is renewed the session registry records
+// the request's device (see [ClientInfoFromRequest]). Adapters call it; the
+// device is only read on that rare path, so the hot path stays free of it.
+func (g *Guard) AuthenticateRequest(r *http.Request, value string) Decision {
+	return g.authenticate(r.Context(), value, r)
+}
+
+func (g *Guard) authenticate(ctx context.Context, value string, r *http.Request) Decision {
 	d := g.Check(ctx, value)
 	if d.Kind == DecisionAccessExpired && g.cfg.Renewer != nil {
+		if r != nil {
+			if _, ok := ClientInfoFrom(ctx); !ok {
+				ctx = WithClientInfo(ctx, ClientInfoFromRequest(r))
+			}
+		}
 		d = g.renewed(ctx, value, d)
 	}
 	if d.Kind == DecisionAllowed && d.Reload {

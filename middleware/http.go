@@ -10,25 +10,24 @@ import (
 	"time"
 )
 
-type sessionKey struct{}
 type decisionKey struct{}
 
 // NewContext returns a copy of ctx carrying the allowed decision d (and its
-// session). Adapters call it; handlers read with [FromContext].
+// session). Adapters call it; handlers read with [FromContext]. One context
+// value holds both, to keep the per-request cost to one allocation.
 func NewContext(ctx context.Context, d Decision) context.Context {
-	ctx = context.WithValue(ctx, decisionKey{}, &d)
-	if d.Session != nil {
-		ctx = context.WithValue(ctx, sessionKey{}, d.Session)
-	}
-	return ctx
+	return context.WithValue(ctx, decisionKey{}, &d)
 }
 
 // FromContext returns the authenticated session of the request. ok is false
 // when the middleware did not run or the request was not authenticated by
 // a session cookie; it never panics.
 func FromContext(ctx context.Context) (*Session, bool) {
-	s, ok := ctx.Value(sessionKey{}).(*Session)
-	return s, ok && s != nil
+	d, ok := ctx.Value(decisionKey{}).(*Decision)
+	if !ok || d == nil || d.Session == nil {
+		return nil, false
+	}
+	return d.Session, true
 }
 
 // DecisionFromContext returns the decision that let the request through

@@ -47,7 +47,7 @@ func Middleware(g *middleware.Guard, opts ...Option) gin.HandlerFunc {
 		if ck, err := c.Request.Cookie(name); err == nil {
 			value = ck.Value
 		}
-		d := g.Authenticate(middleware.WithClientInfo(c.Request.Context(), middleware.ClientInfoFromRequest(c.Request)), value)
+		d := g.AuthenticateRequest(c.Request, value)
 		h := c.Writer.Header()
 		middleware.SetNoStore(h)
 		if d.Kind == middleware.DecisionNoSession && o.optional {

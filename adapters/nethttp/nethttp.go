@@ -53,7 +53,7 @@ func Middleware(g *middleware.Guard, opts ...Option) func(http.Handler) http.Han
 			if c, err := r.Cookie(name); err == nil {
 				value = c.Value
 			}
-			d := g.Authenticate(middleware.WithClientInfo(r.Context(), middleware.ClientInfoFromRequest(r)), value)
+			d := g.AuthenticateRequest(r, value)
 			h := w.Header()
 			middleware.SetNoStore(h)
 			if d.Kind == middleware.DecisionNoSession && o.optional {

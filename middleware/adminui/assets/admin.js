@@ -46,6 +46,8 @@
     return id && id.length > 10 ? id.slice(0, 8) + "…" : id || "";
   }
 
+  // table returns a captioned table in a horizontally scrolling box, so
+  // long identifiers never squeeze the other columns.
   function table(caption, headers, rows) {
     const t = el("table");
     t.append(el("caption", { text: caption }));
@@ -53,7 +55,7 @@
     const tb = el("tbody");
     for (const r of rows) tb.append(r);
     t.append(tb);
-    return t;
+    return el("div", { class: "scroll" }, t);
   }
 
   function cell(v) {
