@@ -4,13 +4,18 @@
 // [middleware.NewAdminAPI] with fetch. It also ships banner.js, a tiny
 // script ordinary pages include to warn people of an announced sign-out.
 //
-// Happy path (net/http; gin: authed.GET("/admin/*path", gin.WrapH(ui))):
+// Happy path (net/http):
 //
 //	api, _ := middleware.NewAdminAPI(admin, middleware.AdminAPIConfig{Authorize: middleware.AllowSubjects(iss, "alice")})
 //	mux.Handle("/admin/api/", api)
 //	mux.Handle("/admin/", adminui.Handler(adminui.Config{}))
 //	http.ListenAndServe(addr, nethttp.Middleware(guard)(mux))
 //	// every page: <script src="/admin/banner.js" defer></script>
+//
+// With gin, one catch-all behind ginadapter.Middleware serves both (gin
+// allows no route beside a catch-all): authed.Any("/admin/*path", ...)
+// calling api.ServeHTTP for paths under /admin/api/ and the page's handler
+// otherwise; see examples/gin/ginapp.
 //
 // What the page offers: the caller's own sessions; a user search (issuer
 // and sub) listing that user's sessions with per-session and per-user
