@@ -11,8 +11,8 @@
 //		Guard:   guard, // its store must implement middleware.Replay
 //		Issuers: []backchannel.Issuer{{Issuer: "https://idp.example.com", ClientID: "my-app"}},
 //	})
-//	mux.Handle("POST /auth/backchannel-logout", rcv) // gin: ginadapter.BackchannelHandler(rcv)
-//	reg, err := rcv.Registration("https://app.example.com/auth/backchannel-logout") // register these at the provider
+//	mux.Handle("POST /backchannel-logout", rcv) // gin: ginadapter.BackchannelHandler(rcv)
+//	reg, err := rcv.Registration("https://app.example.com/backchannel-logout") // register these at the provider
 //
 // What happens to a token, in order: the request must be a form POST with
 // one logout_token; the token must be a compact JWS (an encrypted one is

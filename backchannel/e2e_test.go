@@ -146,10 +146,10 @@ func TestBehindGin(t *testing.T) {
 	p := fakeidp.New(t, fakeidp.WithClock(clk.Now))
 	e := newEnv(t, clk, []*fakeidp.Provider{p}, nil)
 	r := gin.New()
-	r.Any("/auth/backchannel-logout", ginadapter.BackchannelHandler(e.rcv))
+	r.Any("/backchannel-logout", ginadapter.BackchannelHandler(e.rcv))
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	p.AddClient(fakeidp.Client{ID: clientID, BackchannelLogoutURI: srv.URL + "/auth/backchannel-logout"})
+	p.AddClient(fakeidp.Client{ID: clientID, BackchannelLogoutURI: srv.URL + "/backchannel-logout"})
 
 	if err := p.Deliver(t.Context(), clientID, p.SignLogoutToken(p.LogoutToken(clientID, sub, sid))); err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestBehindGin(t *testing.T) {
 	if err := p.Deliver(t.Context(), clientID, p.SignLogoutToken(c)); !errors.As(err, &de) || de.StatusCode != http.StatusBadRequest {
 		t.Errorf("invalid token through gin: %v", err)
 	}
-	resp, err := http.Get(srv.URL + "/auth/backchannel-logout")
+	resp, err := http.Get(srv.URL + "/backchannel-logout")
 	if err != nil {
 		t.Fatal(err)
 	}

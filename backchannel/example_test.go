@@ -27,8 +27,8 @@ func ExampleReceiver_Registration() {
 	if err != nil {
 		panic(err)
 	}
-	// mux.Handle("POST /auth/backchannel-logout", rcv)
-	reg, err := rcv.Registration("https://app.example.com/auth/backchannel-logout")
+	// mux.Handle("POST /backchannel-logout", rcv)
+	reg, err := rcv.Registration("https://app.example.com/backchannel-logout")
 	if err != nil {
 		panic(err)
 	}
@@ -36,7 +36,7 @@ func ExampleReceiver_Registration() {
 	fmt.Println(string(out))
 	// Output:
 	// {
-	//   "backchannel_logout_uri": "https://app.example.com/auth/backchannel-logout",
+	//   "backchannel_logout_uri": "https://app.example.com/backchannel-logout",
 	//   "backchannel_logout_session_required": true
 	// }
 }
@@ -52,10 +52,10 @@ func ExampleReceiver_ServeHTTP() {
 	})
 
 	w := httptest.NewRecorder()
-	rcv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/auth/backchannel-logout", nil))
+	rcv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/backchannel-logout", nil))
 	fmt.Println(w.Code, w.Header().Get("Allow"))
 
-	req := httptest.NewRequest(http.MethodPost, "/auth/backchannel-logout", strings.NewReader("logout_token=not-a-jwt"))
+	req := httptest.NewRequest(http.MethodPost, "/backchannel-logout", strings.NewReader("logout_token=not-a-jwt"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	w = httptest.NewRecorder()
 	rcv.ServeHTTP(w, req)

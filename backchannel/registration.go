@@ -21,7 +21,7 @@ type Registration struct {
 }
 
 // Registration returns the values to register for a receiver reachable at
-// endpoint, e.g. "https://app.example.com/auth/backchannel-logout". The
+// endpoint, e.g. "https://app.example.com/backchannel-logout". The
 // URI must be absolute, without fragment (§2.2), and https, except on a
 // loopback host for development. Providers reach it server to server, so
 // it must be reachable from the provider, not only from browsers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"time"
 )
 
 type clientInfoKey struct{}
@@ -64,4 +65,38 @@ func (g *Guard) track(ctx context.Context, s *Session) {
 	if err := reg.TrackSession(ctx, info); err != nil {
 		g.log.WarnContext(ctx, "sessionfence: session registry update failed", "session", s.ID, "cause", err.Error())
 	}
+}
+
+// forget drops s from the session registry when the store keeps one: after
+// a logout, or when a fence refused it. Best effort, like track.
+func (g *Guard) forget(ctx context.Context, s *Session) {
+	reg, ok := g.cfg.Store.(Registry)
+	if !ok || s == nil {
+		return
+	}
+	if err := reg.ForgetSession(ctx, SessionInfo{ID: s.ID, Issuer: s.Issuer, Subject: s.Subject, Tenant: s.Tenant}); err != nil {
+		g.log.WarnContext(ctx, "sessionfence: session registry update failed", "session", s.ID, "cause", err.Error())
+	}
+}
+
+// EndSession ends one session for good, as a user's own logout does: it
+// bumps the session's own fence (kept as long as any copy of the cookie
+// can live) so every instance refuses it, and drops it from the session
+// registry. The oidc package's logout handler calls it. Errors wrap
+// [ErrStoreUnavailable]; the session is then not ended.
+func (g *Guard) EndSession(ctx context.Context, s *Session, reason string) error {
+	if s == nil || s.ID == "" {
+		return ErrInvalidScope
+	}
+	start := observeStart(g.cfg.Observer)
+	_, err := g.cfg.Store.Bump(ctx, SessionScope(s.ID), Bump{
+		Kind: BumpRevoke, Reason: reason, TTL: g.cfg.AbsoluteLifetime + time.Hour,
+	})
+	observeStore(g.cfg.Observer, StoreOpBump, start, err)
+	if err != nil {
+		return err
+	}
+	observeBump(g.cfg.Observer, BumpRevoke, ScopeSession)
+	g.forget(ctx, s)
+	return nil
 }

@@ -384,6 +384,11 @@ func (g *Guard) authenticate(ctx context.Context, value string, r *http.Request)
 		case DecisionInvalid, DecisionRevoked, DecisionReauthRequired, DecisionSessionExpired:
 			d.Cookie = g.ClearCookie()
 		}
+		if d.Kind == DecisionRevoked || d.Kind == DecisionReauthRequired || d.Kind == DecisionSessionExpired {
+			// The session can never pass again: drop it from the device
+			// list now rather than at its absolute expiry.
+			g.forget(ctx, d.Session)
+		}
 		if (d.Kind == DecisionRevoked || d.Kind == DecisionReauthRequired) && g.cfg.OnRevoked != nil {
 			g.cfg.OnRevoked(ctx, d)
 		}
@@ -499,10 +504,23 @@ func (g *Guard) LoginAllowed(c Claims, scopes []Scope, fences []Fence, now time.
 			continue
 		}
 		ft := f.EffectiveTime(now)
-		if !c.TokenIssuedAt.IsZero() && c.TokenIssuedAt.Before(ft) {
-			return &RevokedError{Scope: sp}
-		}
 		p := f.EffectivePolicy(now)
+		if !c.TokenIssuedAt.IsZero() && c.TokenIssuedAt.Before(ft) {
+			// iat has whole seconds: a token stamped in the fence's own
+			// second may have been minted just after it. Only one stamped
+			// in an earlier second certainly predates the fence; the
+			// other is sent back for a fresh login rather than refused.
+			if !c.TokenIssuedAt.Add(time.Second).After(ft) {
+				return &RevokedError{Scope: sp}
+			}
+			if reauth == nil || max(p, PolicyFreshLogin) > reauth.Policy {
+				reauth = &ReauthRequiredError{Scope: sp, Policy: max(p, PolicyFreshLogin), FenceTime: ft, Reason: "iat"}
+				if reauth.Policy == PolicyMFA {
+					reauth.ACR = g.cfg.MFA.ACR
+				}
+			}
+			continue
+		}
 		if p == PolicyNone {
 			continue
 		}

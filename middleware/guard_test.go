@@ -264,6 +264,19 @@ func TestIssueRefusesTokenOlderThanFence(t *testing.T) {
 	}
 }
 
+func TestIssueSendsATokenFromTheFencesOwnSecondBackForAFreshLogin(t *testing.T) {
+	f := newFixture(t, nil)
+	f.clock.Advance(300 * time.Millisecond)
+	f.bump(t, middleware.SubjectScope("https://idp.test", "alice"), revoke)
+	c := alice
+	c.TokenIssuedAt = f.clock.Now().Truncate(time.Second) // iat in the fence's own second
+	_, _, err := f.guard.Issue(context.Background(), c)
+	var re *middleware.ReauthRequiredError
+	if !errors.As(err, &re) || re.Reason != "iat" || re.Policy != middleware.PolicyFreshLogin {
+		t.Fatalf("Issue = %v, want ReauthRequiredError(iat, login)", err)
+	}
+}
+
 func TestIssueEnforcesLoginPolicy(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -58,6 +59,11 @@ type BearerConfig struct {
 	HTTPClient *http.Client
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// InsecureAllowHTTPIssuer accepts plain-http issuers on loopback
+	// addresses (127.0.0.0/8, ::1, localhost), for a development provider.
+	// Keys fetched over plain HTTP can be replaced by anyone on the path,
+	// so never set it for a provider reached over a network. Default off.
+	InsecureAllowHTTPIssuer bool
 }
 
 // DefaultBearerMaxAge is the default of BearerConfig.MaxAge.
@@ -136,8 +142,8 @@ func NewBearerVerifier(ctx context.Context, cfg BearerConfig) (*BearerVerifier, 
 	}
 	for _, iss := range cfg.Issuers {
 		u, err := url.Parse(iss)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, invalid("issuer %q is not an https URL", iss)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && cfg.InsecureAllowHTTPIssuer && loopbackHost(u.Hostname()))) {
+			return nil, invalid("issuer %q is not an https URL (plain http only on loopback, with InsecureAllowHTTPIssuer)", iss)
 		}
 		op, err := gooidc.NewProvider(gooidc.ClientContext(ctx, cfg.HTTPClient), iss)
 		if err != nil {
@@ -244,3 +250,12 @@ func (v *BearerVerifier) VerifyToken(ctx context.Context, raw string) (*middlewa
 }
 
 var _ middleware.TokenVerifier = (*BearerVerifier)(nil)
+
+// loopbackHost reports whether host names this machine only.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -138,6 +138,10 @@ func (rp *RP) callback(w http.ResponseWriter, r *http.Request) {
 		claims.Tenant, claims.Data = l.Claims.Tenant, l.Claims.Data
 	}
 
+	if _, ok := middleware.ClientInfoFrom(ctx); !ok {
+		// The session registry records the device that logged in.
+		ctx = middleware.WithClientInfo(ctx, middleware.ClientInfoFromRequest(r))
+	}
 	s, cookie, err := rp.guard.Issue(ctx, claims)
 	var reauth *middleware.ReauthRequiredError
 	var revoked *middleware.RevokedError

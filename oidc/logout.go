@@ -68,12 +68,7 @@ func (rp *RP) logout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, rp.cfg.LoggedOutURL, http.StatusSeeOther)
 		return
 	}
-	_, err := rp.guard.Store().Bump(ctx, middleware.SessionScope(s.ID), middleware.Bump{
-		Kind: middleware.BumpRevoke, Reason: "logout",
-		// The fence must outlive every copy of the cookie.
-		TTL: rp.guard.Config().AbsoluteLifetime,
-	})
-	if err != nil {
+	if err := rp.guard.EndSession(ctx, s, "logout"); err != nil {
 		rp.fail(w, r, StepStore, http.StatusServiceUnavailable, err)
 		return
 	}

@@ -9,7 +9,7 @@ import (
 // BackchannelHandler serves h, normally a *backchannel.Receiver, as a gin
 // route, e.g.
 //
-//	r.POST("/auth/backchannel-logout", ginadapter.BackchannelHandler(rcv))
+//	r.POST("/backchannel-logout", ginadapter.BackchannelHandler(rcv))
 //
 // The receiver writes the whole response itself (status, Cache-Control:
 // no-store, the JSON error); the chain is then aborted so no later handler

@@ -18,12 +18,12 @@ func TestParseClients(t *testing.T) {
 		{"empty spec is no client", "  ", nil},
 		{
 			"every field, with ports and lists",
-			"demo:demo-secret:http://127.0.0.1:8080/callback|http://127.0.0.1:8081/callback:http://127.0.0.1:8080/|http://127.0.0.1:8081/:http://127.0.0.1:8080/auth/backchannel-logout",
+			"demo:demo-secret:http://127.0.0.1:8080/callback|http://127.0.0.1:8081/callback:http://127.0.0.1:8080/|http://127.0.0.1:8081/:http://127.0.0.1:8080/backchannel-logout",
 			[]devidp.Client{{
 				ID: "demo", Secret: "demo-secret",
 				RedirectURIs:           []string{"http://127.0.0.1:8080/callback", "http://127.0.0.1:8081/callback"},
 				PostLogoutRedirectURIs: []string{"http://127.0.0.1:8080/", "http://127.0.0.1:8081/"},
-				BackchannelLogoutURI:   "http://127.0.0.1:8080/auth/backchannel-logout",
+				BackchannelLogoutURI:   "http://127.0.0.1:8080/backchannel-logout",
 			}},
 		},
 		{

@@ -139,14 +139,14 @@ func DefaultUsers() []User {
 // "demo-secret", callbacks http://127.0.0.1:8080/callback and
 // http://127.0.0.1:8081/callback, post-logout redirects to the two roots,
 // and back-channel logout to
-// http://127.0.0.1:8080/auth/backchannel-logout.
+// http://127.0.0.1:8080/backchannel-logout.
 func DefaultClient() Client {
 	return Client{
 		ID:                     "demo",
 		Secret:                 "demo-secret",
 		RedirectURIs:           []string{"http://127.0.0.1:8080/callback", "http://127.0.0.1:8081/callback"},
 		PostLogoutRedirectURIs: []string{"http://127.0.0.1:8080/", "http://127.0.0.1:8081/"},
-		BackchannelLogoutURI:   "http://127.0.0.1:8080/auth/backchannel-logout",
+		BackchannelLogoutURI:   "http://127.0.0.1:8080/backchannel-logout",
 	}
 }
 

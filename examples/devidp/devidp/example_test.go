@@ -47,7 +47,7 @@ func ExampleNew() {
 // port, IPv6) do not separate fields.
 func ExampleParseClients() {
 	clients, err := devidp.ParseClients(
-		"web:web-secret:http://127.0.0.1:8080/callback:http://127.0.0.1:8080/:http://127.0.0.1:8080/auth/backchannel-logout " +
+		"web:web-secret:http://127.0.0.1:8080/callback:http://127.0.0.1:8080/:http://127.0.0.1:8080/backchannel-logout " +
 			"spa::http://[::1]:3000/cb|http://localhost:3000/cb")
 	if err != nil {
 		log.Fatal(err)
@@ -57,6 +57,6 @@ func ExampleParseClients() {
 			c.ID, c.Secret, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI)
 	}
 	// Output:
-	// web secret="web-secret" redirects=[http://127.0.0.1:8080/callback] post_logout=[http://127.0.0.1:8080/] backchannel="http://127.0.0.1:8080/auth/backchannel-logout"
+	// web secret="web-secret" redirects=[http://127.0.0.1:8080/callback] post_logout=[http://127.0.0.1:8080/] backchannel="http://127.0.0.1:8080/backchannel-logout"
 	// spa secret="" redirects=[http://[::1]:3000/cb http://localhost:3000/cb] post_logout=[] backchannel=""
 }

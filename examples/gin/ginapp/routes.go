@@ -25,8 +25,8 @@ func Handler(a *app.App) http.Handler {
 	// wrong methods themselves).
 	r.GET(app.LoginPath, gin.WrapH(a.RP.LoginHandler()))
 	r.HEAD(app.LoginPath, gin.WrapH(a.RP.LoginHandler()))
-	r.GET(app.CallbackPath, gin.WrapH(a.Callback()))
-	r.Any(app.LogoutPath, gin.WrapH(a.Logout()))
+	r.GET(app.CallbackPath, gin.WrapH(a.RP.CallbackHandler()))
+	r.Any(app.LogoutPath, gin.WrapH(a.RP.LogoutHandler()))
 	r.Any(app.BackchannelPath, ginadapter.BackchannelHandler(a.Receiver))
 	r.GET("/healthz", func(c *gin.Context) {
 		status, body := a.Healthz(c.Request.Context())
@@ -68,16 +68,9 @@ func Handler(a *app.App) http.Handler {
 	})
 
 	// Bearer tokens (mobile apps, API clients).
-	if a.Bearer != nil {
-		r.GET("/api/hello", ginadapter.Bearer(a.Guard, a.Bearer, ginadapter.BearerRealm("api")), func(c *gin.Context) {
-			tc, _ := ginadapter.Token(c)
-			c.JSON(http.StatusOK, app.HelloOf(tc))
-		})
-	} else {
-		r.GET("/api/hello", func(c *gin.Context) {
-			middleware.SetNoStore(c.Writer.Header())
-			c.JSON(http.StatusServiceUnavailable, a.BearerUnavailableBody())
-		})
-	}
+	r.GET("/api/hello", ginadapter.Bearer(a.Guard, a.Bearer, ginadapter.BearerRealm("api")), func(c *gin.Context) {
+		tc, _ := ginadapter.Token(c)
+		c.JSON(http.StatusOK, app.HelloOf(tc))
+	})
 	return r
 }

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -65,10 +64,7 @@ type App struct {
 	AdminUI  http.Handler
 	Banner   http.Handler
 	// Bearer verifies the provider's JWT access tokens for GET /api/hello.
-	// Nil when unavailable (see BearerUnavailable).
 	Bearer middleware.TokenVerifier
-	// BearerUnavailable says why Bearer is nil.
-	BearerUnavailable string
 
 	store      middleware.Store
 	closeStore func()
@@ -129,7 +125,6 @@ func (a *App) build(ctx context.Context) error {
 			Keys:            cfg.SessionKeys,
 			InsecureCookies: cfg.InsecureCookies,
 			MFA:             middleware.MFAPolicy{ACR: []string{cfg.MFAACR}},
-			OnRevoked:       a.forgetRevoked,
 			Logger:          a.log,
 		},
 		Providers: []oidc.ProviderConfig{{
@@ -176,20 +171,16 @@ func (a *App) build(ctx context.Context) error {
 		a.log.Warn("ADMIN_SUBJECTS is empty: nobody can use the admin API")
 	}
 
-	// The oidc package's bearer verifier discovers https issuers only. A
-	// plain-HTTP development provider leaves the API route answering 503.
-	if strings.HasPrefix(cfg.Issuer, "https://") {
-		if a.Bearer, err = oidc.NewBearerVerifier(ctx, oidc.BearerConfig{
-			Issuers:     []string{cfg.Issuer},
-			Audience:    cfg.APIAudience,
-			TenantClaim: cfg.TenantClaim,
-			HTTPClient:  cfg.HTTPClient,
-		}); err != nil {
-			return fmt.Errorf("bearer tokens: %w", err)
-		}
-	} else {
-		a.BearerUnavailable = "bearer tokens need an https issuer; " + cfg.Issuer + " is plain HTTP"
-		a.log.Warn("GET /api/hello is disabled: " + a.BearerUnavailable)
+	// A plain-HTTP development provider is accepted on loopback only, and
+	// only because the cookies are already relaxed for plain HTTP.
+	if a.Bearer, err = oidc.NewBearerVerifier(ctx, oidc.BearerConfig{
+		Issuers:                 []string{cfg.Issuer},
+		Audience:                cfg.APIAudience,
+		TenantClaim:             cfg.TenantClaim,
+		HTTPClient:              cfg.HTTPClient,
+		InsecureAllowHTTPIssuer: cfg.InsecureCookies,
+	}); err != nil {
+		return fmt.Errorf("bearer tokens: %w", err)
 	}
 	return nil
 }
@@ -257,82 +248,6 @@ func (a *App) IsAdmin(ctx context.Context, s *middleware.Session) bool {
 	return s != nil && a.authorize(ctx, s, middleware.OpConsole, middleware.GlobalScope()) == nil
 }
 
-// Callback is the RP's callback handler with the device of the request
-// recorded for the session registry ("your sessions" on the admin page).
-func (a *App) Callback() http.Handler {
-	cb := a.RP.CallbackHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := middleware.WithClientInfo(r.Context(), middleware.ClientInfoFromRequest(r))
-		cb.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
-// registryTimeout bounds the advisory registry clean-ups below.
-const registryTimeout = 500 * time.Millisecond
-
-// forgetRevoked drops a refused session from the store's session registry
-// (the admin page's session lists), when the store keeps one. The registry
-// is advisory: the fences already refuse the session, and only
-// terminate-session removes its entry itself, so without this a signed-out
-// device would stay listed until its absolute expiry. Sessions never seen
-// again after a revocation stay listed until then.
-func (a *App) forgetRevoked(ctx context.Context, d middleware.Decision) {
-	if d.Session != nil {
-		a.forget(ctx, d.Session)
-	}
-}
-
-func (a *App) forget(ctx context.Context, s *middleware.Session) {
-	reg, ok := a.store.(middleware.Registry)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
-	defer cancel()
-	if err := reg.ForgetSession(ctx, middleware.SessionInfo{ID: s.ID, Issuer: s.Issuer, Subject: s.Subject, Tenant: s.Tenant}); err != nil {
-		a.log.Warn("session registry: forgetting a signed-out session failed", "session", s.ID, "cause", err.Error())
-	}
-}
-
-// Logout is the RP's logout handler, which also drops the session from the
-// session registry once the logout went through (the RP answers 303 then).
-func (a *App) Logout() http.Handler {
-	lo := a.RP.LogoutHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var s *middleware.Session
-		if c, err := r.Cookie(a.Guard.CookieName()); err == nil {
-			s, _ = a.Guard.SessionFromCookie(c.Value) // identity only; the RP decides
-		}
-		rec := &statusRecorder{ResponseWriter: w}
-		lo.ServeHTTP(rec, r)
-		if s != nil && rec.status == http.StatusSeeOther {
-			a.forget(r.Context(), s)
-		}
-	})
-}
-
-// statusRecorder remembers the status a handler wrote.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // Me is the body of GET /me.
 type Me struct {
 	Sub    string `json:"sub"`
@@ -377,11 +292,6 @@ func HelloOf(tc *middleware.TokenClaims) Hello {
 type ErrorBody struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description"`
-}
-
-// BearerUnavailableBody is the 503 body of /api/hello without a verifier.
-func (a *App) BearerUnavailableBody() ErrorBody {
-	return ErrorBody{Error: "bearer_unavailable", Description: a.BearerUnavailable}
 }
 
 // Health is the body of GET /healthz.

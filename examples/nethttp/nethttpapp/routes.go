@@ -34,8 +34,8 @@ func Handler(a *app.App) http.Handler {
 	// static files. The login and logout handlers and the receiver answer
 	// wrong methods themselves.
 	mux.Handle(app.LoginPath, a.RP.LoginHandler())
-	mux.Handle(app.CallbackPath, a.Callback())
-	mux.Handle(app.LogoutPath, a.Logout())
+	mux.Handle(app.CallbackPath, a.RP.CallbackHandler())
+	mux.Handle(app.LogoutPath, a.RP.LogoutHandler())
 	mux.Handle(app.BackchannelPath, a.Receiver)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		status, body := a.Healthz(r.Context())
@@ -71,12 +71,6 @@ func Handler(a *app.App) http.Handler {
 		tc, _ := middleware.TokenFromContext(r.Context())
 		app.WriteJSON(w, http.StatusOK, app.HelloOf(tc))
 	})
-	if a.Bearer != nil {
-		mux.Handle("GET /api/hello", nethttp.Bearer(a.Guard, a.Bearer, nethttp.BearerRealm("api"))(hello))
-	} else {
-		mux.HandleFunc("GET /api/hello", func(w http.ResponseWriter, _ *http.Request) {
-			app.WriteJSON(w, http.StatusServiceUnavailable, a.BearerUnavailableBody())
-		})
-	}
+	mux.Handle("GET /api/hello", nethttp.Bearer(a.Guard, a.Bearer, nethttp.BearerRealm("api"))(hello))
 	return mux
 }
