@@ -200,3 +200,17 @@ func FuzzDecodePayload(f *testing.F) {
 		}
 	})
 }
+
+func TestSessionIDsNeverStartWithADashOrUnderscore(t *testing.T) {
+	seen := make(map[string]bool)
+	for range 20000 {
+		id := newSessionID()
+		if len(id) != 22 || id[0] == '-' || id[0] == '_' {
+			t.Fatalf("session id %q", id)
+		}
+		if seen[id] {
+			t.Fatalf("session id %q repeated", id)
+		}
+		seen[id] = true
+	}
+}
