@@ -28,6 +28,7 @@ func Handler(a *app.App) http.Handler {
 	r.GET(app.CallbackPath, gin.WrapH(a.RP.CallbackHandler()))
 	r.Any(app.LogoutPath, gin.WrapH(a.RP.LogoutHandler()))
 	r.Any(app.BackchannelPath, ginadapter.BackchannelHandler(a.Receiver))
+	r.GET("/metrics", gin.WrapH(a.Metrics))
 	r.GET("/healthz", func(c *gin.Context) {
 		status, body := a.Healthz(c.Request.Context())
 		middleware.SetNoStore(c.Writer.Header())

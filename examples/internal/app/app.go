@@ -15,9 +15,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/backchannel"
+	"github.com/sessionfence/sessionfence/metrics/prom"
 	"github.com/sessionfence/sessionfence/middleware"
 	"github.com/sessionfence/sessionfence/middleware/adminui"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
@@ -51,6 +54,9 @@ type App struct {
 
 	// Guard judges every session cookie and bearer token; the RP built it.
 	Guard *middleware.Guard
+	// Metrics serves this instance's Prometheus metrics (GET /metrics):
+	// decisions, bumps, back-channel results, store errors and latency.
+	Metrics http.Handler
 	// RP logs users in and out (GET /login, GET /callback, POST /logout)
 	// and renews their sessions.
 	RP *oidc.RP
@@ -119,8 +125,17 @@ func (a *App) openStore() error {
 
 func (a *App) build(ctx context.Context) error {
 	cfg := a.cfg
+	// One registry per instance: the demo runs two instances in one
+	// process, and each exposes its own figures.
+	reg := prometheus.NewRegistry()
+	obs, err := prom.New(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	a.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	rp, err := oidc.New(ctx, oidc.Config{
 		Guard: middleware.Config{
+			Observer:        obs,
 			Store:           a.store,
 			Keys:            cfg.SessionKeys,
 			InsecureCookies: cfg.InsecureCookies,

@@ -1,6 +1,7 @@
 package apptest
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -45,6 +46,19 @@ func Run(t *testing.T, name string, route func(*app.App) http.Handler) {
 	})
 
 	var aliceSID string
+	defer t.Run("metrics count the decisions", func(t *testing.T) {
+		res, err := http.Get(e.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		for _, want := range []string{`sessionfence_decisions_total{decision="allowed"`, `sessionfence_store_latency_seconds`} {
+			if res.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Fatalf("GET /metrics: %d, missing %s", res.StatusCode, want)
+			}
+		}
+	})
 	t.Run("login gives /me its shape", func(t *testing.T) {
 		me, otp := e.Login(t, alice, "alice")
 		aliceSID, _ = me["sid"].(string)

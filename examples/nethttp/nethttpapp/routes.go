@@ -24,6 +24,7 @@ import (
 //	GET  /admin/              admin page (guarded)
 //	GET  /api/hello           bearer-token API
 //	GET  /healthz             store probe
+//	GET  /metrics             Prometheus metrics
 //	GET  /banner.js, /assets/ scripts and styles
 func Handler(a *app.App) http.Handler {
 	guard := nethttp.Middleware(a.Guard)
@@ -37,6 +38,7 @@ func Handler(a *app.App) http.Handler {
 	mux.Handle(app.CallbackPath, a.RP.CallbackHandler())
 	mux.Handle(app.LogoutPath, a.RP.LogoutHandler())
 	mux.Handle(app.BackchannelPath, a.Receiver)
+	mux.Handle("GET /metrics", a.Metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		status, body := a.Healthz(r.Context())
 		app.WriteJSON(w, status, body)
