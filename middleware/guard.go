@@ -52,6 +52,13 @@ type Config struct {
 	// fresh login may report an auth_time up to Skew before the fence).
 	// Default 5 seconds.
 	Skew time.Duration
+	// PolicyWindow is how long after a fence its login policy (fresh
+	// authentication, MFA) applies. The policy exists so that the login
+	// following a forced sign-out is a real one; once AbsoluteLifetime has
+	// passed since the fence, every session it ended would have expired
+	// anyway, and a later login is an ordinary one again. Default: the
+	// AbsoluteLifetime. A fence bumped again starts a new window.
+	PolicyWindow time.Duration
 	// MFA says what counts as multi-factor authentication for
 	// [PolicyMFA]. Default: amr containing one of "mfa", "otp", "hwk",
 	// "swk", "sc".
@@ -164,6 +171,12 @@ func New(cfg Config) (*Guard, error) {
 	}
 	if cfg.AccessLifetime > cfg.AbsoluteLifetime {
 		return nil, fmt.Errorf("sessionfence: AccessLifetime %v exceeds AbsoluteLifetime %v", cfg.AccessLifetime, cfg.AbsoluteLifetime)
+	}
+	if cfg.PolicyWindow < 0 {
+		return nil, errors.New("sessionfence: negative PolicyWindow")
+	}
+	if cfg.PolicyWindow == 0 {
+		cfg.PolicyWindow = cfg.AbsoluteLifetime
 	}
 	if cfg.IdPSessionTTL == 0 {
 		cfg.IdPSessionTTL = 30 * 24 * time.Hour
@@ -299,7 +312,7 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 				d.Scope, d.FenceTime = list[j], f.EffectiveTime(now)
 			}
 			refused = true
-			d.Policy = max(d.Policy, f.EffectivePolicy(now))
+			d.Policy = max(d.Policy, g.policy(f, now))
 			continue
 		}
 		if f.Announced(now) && rec == f.Gen && (d.Notice == nil || f.PendingAt.Before(d.Notice.At)) {
@@ -504,7 +517,7 @@ func (g *Guard) LoginAllowed(c Claims, scopes []Scope, fences []Fence, now time.
 			continue
 		}
 		ft := f.EffectiveTime(now)
-		p := f.EffectivePolicy(now)
+		p := g.policy(f, now)
 		if !c.TokenIssuedAt.IsZero() && c.TokenIssuedAt.Before(ft) {
 			// iat has whole seconds: a token stamped in the fence's own
 			// second may have been minted just after it. Only one stamped
@@ -614,4 +627,15 @@ func (g *Guard) SessionFromCookie(value string) (*Session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// policy returns the login policy of f in force at now: the fence's
+// effective policy while within Config.PolicyWindow of its effective time,
+// PolicyNone after.
+func (g *Guard) policy(f Fence, now time.Time) Policy {
+	p := f.EffectivePolicy(now)
+	if p != PolicyNone && now.Sub(f.EffectiveTime(now)) > g.cfg.PolicyWindow {
+		return PolicyNone
+	}
+	return p
 }

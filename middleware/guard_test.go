@@ -601,3 +601,28 @@ func TestCheckTokenJudgesByTime(t *testing.T) {
 		})
 	}
 }
+
+func TestLoginPolicyLapsesAfterItsWindow(t *testing.T) {
+	f := newFixture(t, func(c *middleware.Config) { c.AbsoluteLifetime = 12 * time.Hour })
+	fenceAt := f.clock.Now()
+	f.bump(t, middleware.GlobalScope(), middleware.Bump{Kind: middleware.BumpRevoke, Policy: middleware.PolicyMFA})
+	login := func() error {
+		c := alice
+		c.AuthTime, c.AMR = f.clock.Now(), []string{"pwd"}
+		_, _, err := f.guard.Issue(context.Background(), c)
+		return err
+	}
+	f.clock.Advance(11 * time.Hour)
+	var re *middleware.ReauthRequiredError
+	if err := login(); !errors.As(err, &re) || re.Reason != "mfa" {
+		t.Fatalf("password-only login within the window: %v, want ReauthRequiredError(mfa)", err)
+	}
+	f.clock.Advance(time.Hour + time.Second)
+	if err := login(); err != nil {
+		t.Fatalf("password-only login once every session the fence ended has expired: %v", err)
+	}
+	tok := middleware.TokenClaims{Issuer: "https://idp.test", Subject: "alice", IssuedAt: f.clock.Now(), AuthTime: fenceAt.Add(-time.Hour)}
+	if d := f.guard.CheckToken(context.Background(), &tok); !d.Allowed() {
+		t.Fatalf("bearer token after the window: %v", d)
+	}
+}

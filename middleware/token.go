@@ -70,7 +70,7 @@ func (g *Guard) CheckToken(ctx context.Context, tc *TokenClaims) Decision {
 		if eff == 0 {
 			continue
 		}
-		ft, p := f.EffectiveTime(now), f.EffectivePolicy(now)
+		ft, p := f.EffectiveTime(now), g.policy(f, now)
 		if list[j].Kind == ScopeIdPSession || !tc.IssuedAt.After(ft.Add(g.cfg.Skew)) {
 			if d.Kind == 0 {
 				d.Kind, d.Scope, d.FenceTime = DecisionRevoked, list[j], ft
