@@ -139,8 +139,9 @@ type Guard struct {
 	renew   renewGroup
 	stale   *staleCache
 
-	hubOnce sync.Once
-	hub     *hub
+	hubMu         sync.Mutex
+	hub           *hub
+	hubSubscribed bool
 }
 
 type scratch struct {

@@ -96,18 +96,29 @@ func (h *hub) notify() {
 	h.mu.Unlock()
 }
 
+// watchSubscribeTimeout bounds the wait for the store to confirm the
+// shared subscription.
+const watchSubscribeTimeout = 5 * time.Second
+
 func (g *Guard) watchHub() *hub {
-	g.hubOnce.Do(func() {
+	g.hubMu.Lock()
+	defer g.hubMu.Unlock()
+	if g.hub == nil {
 		g.hub = &hub{ch: make(chan struct{})}
-		w, ok := g.cfg.Store.(Watcher)
-		if !ok {
-			return
-		}
-		// The subscription lives as long as the guard: it is shared by
-		// every watcher and costs one connection at most.
-		if _, err := w.Watch(context.Background(), g.hub.notify); err != nil {
-			g.log.Warn("sessionfence: store watch unavailable; live connections poll instead", "cause", err.Error())
-		}
-	})
+	}
+	w, ok := g.cfg.Store.(Watcher)
+	if !ok || g.hubSubscribed {
+		return g.hub
+	}
+	// The subscription lives as long as the guard: it is shared by every
+	// watcher and costs one connection at most. A failure is retried by
+	// the next Watch; meanwhile watchers fall back to polling.
+	ctx, cancel := context.WithTimeout(context.Background(), watchSubscribeTimeout)
+	defer cancel()
+	if _, err := w.Watch(ctx, g.hub.notify); err != nil {
+		g.log.Warn("sessionfence: store watch unavailable; live connections poll until it is", "cause", err.Error())
+		return g.hub
+	}
+	g.hubSubscribed = true
 	return g.hub
 }

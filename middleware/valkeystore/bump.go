@@ -32,7 +32,8 @@ const (
 //	ARGV[2] policy      ARGV[3] At in Unix ms (announce)
 //	ARGV[4] reason      ARGV[5] TTL in ms, 0 for none
 //	ARGV[6] random part of the epoch to create if absent
-//	ARGV[7] notification channel   ARGV[8] notification payload
+//	ARGV[7] notification channel   ARGV[8] scope key, published after the
+//	sequence number: "<seq> <scope key>"
 //
 // Returns {new value, epoch, sequence number}. Times are Unix milliseconds;
 // now is the server's TIME truncated to the millisecond, which is how every
@@ -109,7 +110,7 @@ if not epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[7], ARGV[8])
+redis.call('PUBLISH', ARGV[7], seq .. ' ' .. ARGV[8])
 return {val, epoch, seq}
 `)
 
@@ -245,7 +246,7 @@ func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int6
 		if len(vals) == 2 {
 			e, _ := vals[0].ToString()
 			n, err := vals[1].AsInt64()
-			if err == nil && e == epoch && n >= seq {
+			if err == nil && (epoch == "" || e == epoch) && n >= seq {
 				return nil
 			}
 		}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -33,6 +36,7 @@ type watchState struct {
 	watchers []*watcher
 
 	kick chan struct{}
+	seq  atomic.Int64 // highest bump sequence number announced
 }
 
 // watcher is one registration made by Store.Watch.
@@ -67,7 +71,7 @@ var (
 //
 // Watch returns once the subscription is confirmed by the server, so a
 // bump made after Watch returns is always heard. ctx bounds only that
-// wait (with the store's timeout when ctx has no earlier deadline); the
+// wait (the store's timeout when ctx has no deadline); the
 // watch lasts until stop is called. fn must not block, and must not call
 // stop (stop waits for a running fn). fn is not called once stop has
 // returned.
@@ -100,7 +104,13 @@ func (s *Store) Watch(ctx context.Context, fn func()) (stop func(), err error) {
 		ws.watchers = slices.DeleteFunc(ws.watchers, func(x *watcher) bool { return x == w })
 		ws.mu.Unlock()
 	}
-	ctx, cancel := s.opContext(ctx)
+	// A deadline the caller chose is kept even when it is longer than the
+	// store's per-operation timeout: a subscription is set up once, and a
+	// loaded server may take longer to confirm it than to answer a read.
+	cancel := context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = s.opContext(ctx)
+	}
 	defer cancel()
 	select {
 	case <-ready:
@@ -123,7 +133,7 @@ func (ws *watchState) start(s *Store) {
 	ws.life, ws.cancel = ctx, cancel
 	ws.done.Add(2)
 	go ws.receive(ctx, s)
-	go ws.dispatch(ctx)
+	go ws.dispatch(ctx, s)
 }
 
 // notify asks the dispatcher for a round of calls without ever blocking.
@@ -169,7 +179,15 @@ func (ws *watchState) receive(ctx context.Context, s *Store) {
 	})
 	backoff := 50 * time.Millisecond
 	for {
-		err := s.client.Receive(hookCtx, s.client.B().Subscribe().Channel(s.channel).Build(), func(valkey.PubSubMessage) {
+		err := s.client.Receive(hookCtx, s.client.B().Subscribe().Channel(s.channel).Build(), func(m valkey.PubSubMessage) {
+			// The payload starts with the bump's sequence number: the
+			// dispatcher waits until this client's cache has dropped
+			// what that bump changed before telling the watchers.
+			if sp := strings.IndexByte(m.Message, ' '); sp > 0 {
+				if n, err := strconv.ParseInt(m.Message[:sp], 10, 64); err == nil {
+					ws.raiseSeq(n)
+				}
+			}
 			ws.notify()
 		})
 		if ctx.Err() != nil {
@@ -192,14 +210,38 @@ func (ws *watchState) receive(ctx context.Context, s *Store) {
 	}
 }
 
+// raiseSeq records the highest bump sequence number announced so far.
+func (ws *watchState) raiseSeq(n int64) {
+	for {
+		cur := ws.seq.Load()
+		if n <= cur || ws.seq.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
 // dispatch calls every current watcher once per round.
-func (ws *watchState) dispatch(ctx context.Context) {
+//
+// The notification arrives on the subscription's connection, while the
+// cache invalidations of the same bump arrive on the connection that reads
+// fences; nothing orders the two. A watcher that re-read its fences at once
+// could still see the old values, conclude nothing changed and wait for
+// the next notification. So each round first waits (bounded by the store's
+// timeout) until this client's cache shows the announced sequence number,
+// which proves the bump's invalidations have been applied: the same check
+// Bump makes for its own writes.
+func (ws *watchState) dispatch(ctx context.Context, s *Store) {
 	defer ws.done.Done()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ws.kick:
+		}
+		if seq := ws.seq.Load(); seq > 0 {
+			wctx, cancel := context.WithTimeout(ctx, s.timeout)
+			_ = s.awaitOwnInvalidation(wctx, "", seq) // on timeout, tell the watchers anyway
+			cancel()
 		}
 		ws.mu.Lock()
 		list := slices.Clone(ws.watchers)
