@@ -493,17 +493,17 @@ func (s *Store) decode(keys []string, vals []valkey.ValkeyMessage, dst []middlew
 	return epoch, nil
 }
 
-// snapshotScript sets the epoch (the last of KEYS) if it is absent and
-// returns the values of all KEYS, the epoch in force last, in one atomic
-// step: two
-// clients that find the store wiped agree on one new epoch, and the fences
-// returned with it are those stored under it.
+// snapshotScript sets the epoch (the second-to-last of KEYS) if it is
+// absent and returns the values of all KEYS (fences, then the epoch in
+// force, then the bump sequence number) in one atomic step: two clients
+// that find the store wiped agree on one new epoch, and the fences returned
+// with it are those stored under it.
 //
 // A new epoch is "<server unix ms>-<ARGV[1]>", the form of
 // [middleware.NewEpoch] on the server's clock, so that bearer checks can
 // refuse tokens issued before the data began ([middleware.EpochTime]).
 var snapshotScript = valkey.NewLuaScript(`
-local e = KEYS[#KEYS]
+local e = KEYS[#KEYS - 1]
 if redis.call('EXISTS', e) == 0 then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -513,15 +513,36 @@ return redis.call('MGET', unpack(KEYS))
 `)
 
 // snapshot is the slow path of a read that found no epoch, or an epoch
-// that changed while it read.
+// that changed while it read. It returns the values of keys (fences, then
+// the epoch), read on the server.
+//
+// The script may run on another of the client's connections than the one
+// whose cache serves Fences, so its answer can be newer than that cache.
+// Before returning, it waits until the cache has applied every bump the
+// answer reflects (the sequence number, as Bump does for its own writes),
+// so a reader never sees a fence go back after this read.
 func (s *Store) snapshot(ctx context.Context, keys []string) ([]valkey.ValkeyMessage, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	vals, err := snapshotScript.Exec(ctx, s.client, keys, []string{randomHex()}).ToArray()
+	all := append(slices.Clip(keys), s.seqKey)
+	vals, err := snapshotScript.Exec(ctx, s.client, all, []string{randomHex()}).ToArray()
 	if err != nil {
 		return nil, unavailable("read fences and create epoch", err)
 	}
-	return vals, nil
+	if len(vals) != len(all) {
+		return nil, unavailable("read fences and create epoch", fmt.Errorf("script returned %d values for %d keys", len(vals), len(all)))
+	}
+	if last := vals[len(vals)-1]; !last.IsNil() {
+		seq, err := last.AsInt64()
+		if err != nil {
+			return nil, unavailable("read fences and create epoch", err)
+		}
+		epoch, _ := vals[len(vals)-2].ToString()
+		if err := s.awaitOwnInvalidation(ctx, epoch, seq); err != nil {
+			return nil, err
+		}
+	}
+	return vals[:len(keys)], nil
 }
 
 // Epoch implements [middleware.Store]: it reads the epoch through the
