@@ -54,17 +54,11 @@ func main() {
 		log.Fatal(err)
 	}
 	defer stop()
-	bin := *appBin
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "sessionfence-load-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		if bin, err = appserver.Build(dir); err != nil {
-			log.Fatal(err)
-		}
+	bin, cleanup, err := appserver.Binary(*appBin)
+	if err != nil {
+		log.Fatal(err)
 	}
+	defer cleanup()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	names := strings.Split(*only, ",")

@@ -15,8 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sessionfence/sessionfence/bench/internal/redisproc"
 	"time"
+
+	"github.com/sessionfence/sessionfence/bench/internal/redisproc"
 )
 
 // Build compiles cmd/app into dir and returns the binary's path. It runs
@@ -30,6 +31,23 @@ func Build(dir string) (string, error) {
 		return "", fmt.Errorf("appserver: go build cmd/app (run from the bench module, or pass -app): %w", err)
 	}
 	return out, nil
+}
+
+// Binary returns prebuilt when it is set, else builds cmd/app into a
+// temporary directory; cleanup removes what was built.
+func Binary(prebuilt string) (bin string, cleanup func(), err error) {
+	if prebuilt != "" {
+		return prebuilt, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "sessionfence-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	if bin, err = Build(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
 // Proc is one running app.
