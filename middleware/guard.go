@@ -583,20 +583,16 @@ func (g *Guard) Reissue(ctx context.Context, s *Session) (*http.Cookie, error) {
 	return g.cookie(&cp), nil
 }
 
-// Seal returns the sealed cookie value for s without any check. It exists
-// for the administration service (which stamps new generations into the
-// caller's session in the same step as a bump) and for tests; applications
-// should use Issue and Reissue.
+// seal returns the sealed cookie value for s without any check; callers
+// (Issue, Reissue, renewal, reload, the admin service's keep-caller) have
+// already decided the session may pass.
 func (g *Guard) seal(s *Session) string {
 	buf := s.appendPayload(make([]byte, 0, 256))
 	return g.sealer.Seal(buf)
 }
 
 func (g *Guard) cookie(s *Session) *http.Cookie {
-	maxAge := int(time.Until(s.AbsoluteExpiry) / time.Second)
-	if n := g.now(); !n.IsZero() {
-		maxAge = int(s.AbsoluteExpiry.Sub(n) / time.Second)
-	}
+	maxAge := int(s.AbsoluteExpiry.Sub(g.now()) / time.Second)
 	if maxAge < 1 {
 		maxAge = 1
 	}

@@ -53,12 +53,13 @@ func Bearer(g *middleware.Guard, v middleware.TokenVerifier, opts ...BearerOptio
 				if challenge != "" {
 					h.Set("WWW-Authenticate", challenge)
 				}
+				ref := g.Refusal(d, nil)
 				if status == http.StatusServiceUnavailable {
-					h.Set("Retry-After", strconv.Itoa(g.Refusal(d, nil).RetryAfter))
+					h.Set("Retry-After", strconv.Itoa(ref.RetryAfter))
 				}
 				h.Set("Content-Type", "application/json")
 				w.WriteHeader(status)
-				_ = json.NewEncoder(w).Encode(g.Refusal(d, nil).Body)
+				_ = json.NewEncoder(w).Encode(ref.Body)
 				return
 			}
 			middleware.SetNoticeHeaders(h, d.Notice)
