@@ -146,7 +146,7 @@ func (a *Admin) Terminate(ctx context.Context, scope Scope, act Action) (ActionR
 		keep := *act.Keep
 		gen := f.Gen
 		if b.Kind == BumpAnnounce {
-			gen = f.Gen + 1
+			gen = f.Reserved
 		}
 		keep.gens[int(scope.Kind)-1] = gen
 		res.Cookie = a.g.cookie(&keep)
@@ -190,7 +190,7 @@ func (a *Admin) Cancel(ctx context.Context, scope Scope, act Action) (ActionResu
 		return ActionResult{}, fmt.Errorf("sessionfence: cancel %s: %w", scope, err)
 	}
 	res := ActionResult{Fence: f}
-	if act.Keep != nil && act.Keep.gens[int(scope.Kind)-1] == f.Gen+1 {
+	if act.Keep != nil && act.Keep.gens[int(scope.Kind)-1] != f.Gen {
 		// A caller kept through the announcement recorded the generation
 		// that will now never come: bring them back to the current one.
 		keep := *act.Keep

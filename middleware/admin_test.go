@@ -232,3 +232,76 @@ func TestReloadMovesOnlyTheReloadGeneration(t *testing.T) {
 		t.Fatalf("after reload: %v reload=%v", d, d.Reload)
 	}
 }
+
+// TestKeptCookieNeverOutlivesALaterChange guards issue 10, break 1: a
+// cookie kept through an announced termination records the generation
+// that announcement reserved, and must never pass once a later change of
+// the same scope has moved past it, whoever makes it.
+func TestKeptCookieNeverOutlivesALaterChange(t *testing.T) {
+	other := middleware.Action{Actor: "https://idp.test|other-admin", Reason: "second admin"}
+	tests := []struct {
+		name  string
+		scope middleware.Scope
+		// then is what happens after alice announced the termination of
+		// scope at +1h keeping her session.
+		then func(t *testing.T, ctx context.Context, a *middleware.Admin, f *fixture, sc middleware.Scope)
+	}{
+		{"a later immediate revoke of the same scope ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+			must(t)(a.Terminate(ctx, sc, other))
+		}},
+		{"another admin's immediate terminate-user ends it", middleware.SubjectScope("https://idp.test", "alice"), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+			must(t)(a.Terminate(ctx, sc, other))
+		}},
+		{"a cancel by another admin ends it", middleware.TenantScope("acme"), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+			must(t)(a.Cancel(ctx, sc, other))
+		}},
+		{"a cancel then a revoke still ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+			must(t)(a.Cancel(ctx, sc, other))
+			must(t)(a.Terminate(ctx, sc, other))
+		}},
+		{"a re-announcement for an earlier time ends it when that time comes", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, f *fixture, sc middleware.Scope) {
+			act := other
+			act.At = f.clock.Now().Add(30 * time.Minute)
+			must(t)(a.Terminate(ctx, sc, act))
+			f.clock.Advance(31 * time.Minute)
+		}},
+		{"a revoke after the announcement took effect ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, f *fixture, sc middleware.Scope) {
+			f.clock.Advance(61 * time.Minute)
+			must(t)(a.Terminate(ctx, sc, other))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, nil)
+			a := newAdmin(t, f)
+			as, _ := f.issue(t, alice)
+			act := root
+			act.Keep, act.At = as, f.clock.Now().Add(time.Hour)
+			res, err := a.Terminate(ctx, tt.scope, act)
+			if err != nil || res.Cookie == nil {
+				t.Fatalf("announce keeping alice: %+v, %v", res, err)
+			}
+			kept := res.Cookie.Value
+			if d := f.guard.Check(ctx, kept); d.Kind != middleware.DecisionAllowed {
+				t.Fatalf("kept cookie right after the announcement: %v", d)
+			}
+			tt.then(t, ctx, a, f, tt.scope)
+			// The clock may have passed the access lifetime: a renewable
+			// cookie passes as much as an allowed one.
+			if d := f.guard.Check(ctx, kept); d.Kind != middleware.DecisionRevoked && d.Kind != middleware.DecisionReauthRequired {
+				t.Fatalf("kept cookie is not refused after the later change: %v", d)
+			}
+		})
+	}
+}
+
+// must turns an action's (result, error) into a fatal error.
+func must(t *testing.T) func(middleware.ActionResult, error) {
+	return func(_ middleware.ActionResult, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

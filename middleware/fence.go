@@ -211,13 +211,24 @@ func ParsePolicy(s string) (Policy, bool) {
 // (see [Fence.EffectiveGen]). Reload is a second counter that signs nobody
 // out: when it moves, sessions re-read their claims (see [Config.OnReload]).
 //
+// Reserved is the highest generation ever handed out for the scope: Gen
+// itself, the generation an announced termination will bring into force,
+// or one burned by an announcement that was cancelled or replaced. Every
+// new generation is Reserved+1, so a number is never handed out twice. This
+// is what makes a cookie kept through an announcement exact: it records
+// the reserved generation, which passes while that announcement is pending
+// and after it takes effect, and never again once a later revocation,
+// cancel or re-announcement has moved past it (see docs/design.md, "The
+// fence algebra").
+//
 // A fence may carry an announced termination: PendingAt in the future means
-// "at that time, advance Gen by one". Until then requests pass (and are told
-// about it); from then on every instance treats the fence as bumped, without
-// any further write.
+// "at that time, Reserved comes into force". Until then requests pass (and
+// are told about it); from then on every instance treats the fence as
+// bumped, without any further write.
 type Fence struct {
-	Gen    uint64
-	Reload uint64
+	Gen      uint64
+	Reserved uint64
+	Reload   uint64
 	// BumpedAt is the store's clock at the last revoking bump (zero if
 	// never). Tokens we did not mint are judged against it.
 	BumpedAt time.Time
@@ -233,13 +244,20 @@ type Fence struct {
 	Reason string
 }
 
-// EffectiveGen returns the generation in force at now: Gen, plus one once a
-// pending announced termination has reached its effective time.
+// EffectiveGen returns the generation in force at now: Gen, or Reserved
+// once a pending announced termination has reached its effective time.
 func (f Fence) EffectiveGen(now time.Time) uint64 {
 	if f.pendingDue(now) {
-		return f.Gen + 1
+		return f.Reserved
 	}
 	return f.Gen
+}
+
+// Admits reports whether a credential that recorded generation rec passes
+// f at now: rec is the generation in force, or the one reserved by a
+// pending announcement (a caller kept through it).
+func (f Fence) Admits(rec uint64, now time.Time) bool {
+	return rec == f.EffectiveGen(now) || (f.Announced(now) && rec == f.Reserved)
 }
 
 func (f Fence) pendingDue(now time.Time) bool {
@@ -273,16 +291,20 @@ func (f Fence) Announced(now time.Time) bool {
 type BumpKind uint8
 
 const (
-	// BumpRevoke advances Gen now (folding in a pending announcement that
-	// is already due), sets BumpedAt to the store's clock, sets Policy and
-	// clears any pending announcement.
+	// BumpRevoke sets Gen to a new generation (Reserved+1) now, past
+	// any generation a pending, cancelled or replaced announcement
+	// reserved, sets BumpedAt to the store's clock, sets Policy and clears
+	// any pending announcement.
 	BumpRevoke BumpKind = iota + 1
-	// BumpAnnounce records a termination at At (which must be after the
-	// store's clock) with Policy, replacing any pending one. Gen does not
-	// move until then.
+	// BumpAnnounce reserves a new generation (Reserved+1) that comes into
+	// force at At (which must be after the store's clock) with Policy,
+	// replacing any pending announcement, whose reserved generation is
+	// burned. Gen does not move until then.
 	BumpAnnounce
-	// BumpCancel clears a pending announcement whose time has not come.
-	// It fails with [ErrNothingPending] when none is pending or it is due.
+	// BumpCancel clears a pending announcement whose time has not come;
+	// its reserved generation is burned (Reserved stays), so a cookie kept
+	// through it never passes again. It fails with [ErrNothingPending]
+	// when none is pending or it is due.
 	BumpCancel
 	// BumpReload advances Reload only.
 	BumpReload
@@ -309,17 +331,19 @@ const MaxReasonLen = 200
 // encodeFence writes f in the compact text form shared by stores that keep
 // fences as strings (and by the Valkey bump script):
 //
-//	gen:reload:bumpedAtMs:policy:pendingAtMs:pendingPolicy:reason
+//	v2:gen:reserved:reload:bumpedAtMs:policy:pendingAtMs:pendingPolicy:reason
 //
 // Times are Unix milliseconds, 0 for zero. The reason is last, so it may
-// contain ':'.
+// contain ':'. The first form (no "v2:" prefix and no reserved field) is
+// still read; see [DecodeFence].
 func encodeFence(f Fence) string {
 	var b strings.Builder
-	b.Grow(48 + len(f.Reason))
-	b.WriteString(strconv.FormatUint(f.Gen, 10))
-	b.WriteByte(':')
-	b.WriteString(strconv.FormatUint(f.Reload, 10))
-	b.WriteByte(':')
+	b.Grow(64 + len(f.Reason))
+	b.WriteString(fenceV2)
+	for _, n := range [...]uint64{f.Gen, f.Reserved, f.Reload} {
+		b.WriteString(strconv.FormatUint(n, 10))
+		b.WriteByte(':')
+	}
 	b.WriteString(strconv.FormatInt(unixMilli(f.BumpedAt), 10))
 	b.WriteByte(':')
 	b.WriteString(strconv.Itoa(int(f.Policy)))
@@ -332,6 +356,9 @@ func encodeFence(f Fence) string {
 	return b.String()
 }
 
+// fenceV2 prefixes the current text form.
+const fenceV2 = "v2:"
+
 // EncodeFence returns the storage text form of f (see the Valkey store's
 // key layout). Exposed for store implementations.
 func EncodeFence(f Fence) string { return encodeFence(f) }
@@ -340,36 +367,56 @@ func EncodeFence(f Fence) string { return encodeFence(f) }
 // a non-empty reason, which shares memory with s. A malformed value returns
 // ok=false; stores must treat that as a store error (fail closed), never as
 // a zero fence.
+//
+// Values written before Reserved existed ("gen:reload:bumpedAtMs:policy:
+// pendingAtMs:pendingPolicy:reason") are read with Reserved = Gen, plus one
+// while an announcement is pending: the generation that announcement had
+// reserved under the old rules.
 func DecodeFence(s string) (f Fence, ok bool) {
+	v2 := strings.HasPrefix(s, fenceV2)
+	n := 6
+	if v2 {
+		s, n = s[len(fenceV2):], 7
+	}
 	// Hand-rolled digits: this runs for every fence of every request, and
 	// strconv.ParseUint's generality costs twice as much here.
-	var fields [6]uint64
-	for i := 0; i < 6; i++ {
-		var n uint64
+	var fields [7]uint64
+	for i := 0; i < n; i++ {
+		var v uint64
 		j := 0
 		for ; j < len(s) && s[j] != ':'; j++ {
 			c := uint64(s[j] - '0')
-			if c > 9 || n > (math.MaxUint64-c)/10 {
+			if c > 9 || v > (math.MaxUint64-c)/10 {
 				return Fence{}, false // not a digit, or overflow
 			}
-			n = n*10 + c
+			v = v*10 + c
 		}
 		if j == 0 || j == len(s) || (j > 1 && s[0] == '0') {
 			return Fence{}, false // empty, unterminated, or not canonical
 		}
-		fields[i] = n
+		fields[i] = v
 		s = s[j+1:]
 	}
-	if fields[3] > uint64(PolicyMFA) || fields[5] > uint64(PolicyMFA) ||
-		fields[2] > maxMilli || fields[4] > maxMilli {
+	if !v2 {
+		// gen:reload:... → gen:reserved:reload:...
+		reserved := fields[0]
+		if fields[4] != 0 {
+			reserved++
+		}
+		copy(fields[2:], fields[1:6])
+		fields[1] = reserved
+	}
+	if fields[4] > uint64(PolicyMFA) || fields[6] > uint64(PolicyMFA) ||
+		fields[3] > maxMilli || fields[5] > maxMilli || fields[1] < fields[0] {
 		return Fence{}, false
 	}
 	f.Gen = fields[0]
-	f.Reload = fields[1]
-	f.BumpedAt = fromMilli(int64(fields[2]))
-	f.Policy = Policy(fields[3])
-	f.PendingAt = fromMilli(int64(fields[4]))
-	f.PendingPolicy = Policy(fields[5])
+	f.Reserved = fields[1]
+	f.Reload = fields[2]
+	f.BumpedAt = fromMilli(int64(fields[3]))
+	f.Policy = Policy(fields[4])
+	f.PendingAt = fromMilli(int64(fields[5]))
+	f.PendingPolicy = Policy(fields[6])
 	f.Reason = s
 	return f, true
 }
@@ -405,27 +452,31 @@ func ApplyBump(f Fence, b Bump, now time.Time) (Fence, error) {
 	if len(b.Reason) > MaxReasonLen {
 		b.Reason = b.Reason[:MaxReasonLen]
 	}
+	in := f
+	// A due announcement is folded in first, so the generation it brought
+	// into force is recorded as Gen before anything else changes.
+	if f.pendingDue(now) {
+		f.Gen = f.Reserved
+		f.BumpedAt = f.PendingAt
+		f.Policy = f.PendingPolicy
+		f.PendingAt, f.PendingPolicy = time.Time{}, PolicyNone
+	}
 	switch b.Kind {
 	case BumpRevoke:
-		f.Gen = f.EffectiveGen(now) + 1
+		f.Reserved++
+		f.Gen = f.Reserved
 		f.BumpedAt = now
 		f.Policy = b.Policy
 		f.PendingAt, f.PendingPolicy = time.Time{}, PolicyNone
 		f.Reason = b.Reason
 	case BumpAnnounce:
-		// An announcement that is already due is folded in first, so the
-		// generation it stood for is never lost.
-		if f.pendingDue(now) {
-			f.Gen++
-			f.BumpedAt = f.PendingAt
-			f.Policy = f.PendingPolicy
-		}
+		f.Reserved++
 		f.PendingAt = b.At
 		f.PendingPolicy = b.Policy
 		f.Reason = b.Reason
 	case BumpCancel:
-		if !f.Announced(now) {
-			return f, ErrNothingPending
+		if f.PendingAt.IsZero() {
+			return in, ErrNothingPending
 		}
 		f.PendingAt, f.PendingPolicy = time.Time{}, PolicyNone
 		f.Reason = b.Reason

@@ -10,7 +10,7 @@ import (
 // fencesEqual compares fences field by field, with time.Time.Equal, so that
 // a time's location or monotonic reading never makes equal fences differ.
 func fencesEqual(a, b Fence) bool {
-	return a.Gen == b.Gen && a.Reload == b.Reload &&
+	return a.Gen == b.Gen && a.Reserved == b.Reserved && a.Reload == b.Reload &&
 		a.BumpedAt.Equal(b.BumpedAt) && a.Policy == b.Policy &&
 		a.PendingAt.Equal(b.PendingAt) && a.PendingPolicy == b.PendingPolicy &&
 		a.Reason == b.Reason
@@ -23,10 +23,10 @@ func TestApplyBump(t *testing.T) {
 	long := strings.Repeat("r", MaxReasonLen+50)
 
 	// announcedLater has a termination announced for a time after now.
-	announcedLater := Fence{Gen: 4, Reload: 2, BumpedAt: earlier, Policy: PolicyNone,
+	announcedLater := Fence{Gen: 4, Reserved: 5, Reload: 2, BumpedAt: earlier, Policy: PolicyNone,
 		PendingAt: later, PendingPolicy: PolicyMFA, Reason: "maintenance"}
 	// announcedDue has an announced termination whose time has come.
-	announcedDue := Fence{Gen: 4, Reload: 2, BumpedAt: earlier.Add(-time.Hour), Policy: PolicyNone,
+	announcedDue := Fence{Gen: 4, Reserved: 5, Reload: 2, BumpedAt: earlier.Add(-time.Hour), Policy: PolicyNone,
 		PendingAt: earlier, PendingPolicy: PolicyFreshLogin, Reason: "maintenance"}
 
 	tests := []struct {
@@ -39,63 +39,63 @@ func TestApplyBump(t *testing.T) {
 		{
 			name: "revoke on a never bumped fence starts generation one",
 			b:    Bump{Kind: BumpRevoke, Policy: PolicyFreshLogin, Reason: "incident"},
-			want: Fence{Gen: 1, BumpedAt: now, Policy: PolicyFreshLogin, Reason: "incident"},
+			want: Fence{Gen: 1, Reserved: 1, BumpedAt: now, Policy: PolicyFreshLogin, Reason: "incident"},
 		},
 		{
 			name: "revoke advances the generation and keeps reload",
-			in:   Fence{Gen: 7, Reload: 3, BumpedAt: earlier, Policy: PolicyMFA, Reason: "old"},
+			in:   Fence{Gen: 7, Reserved: 7, Reload: 3, BumpedAt: earlier, Policy: PolicyMFA, Reason: "old"},
 			b:    Bump{Kind: BumpRevoke},
-			want: Fence{Gen: 8, Reload: 3, BumpedAt: now, Policy: PolicyNone},
+			want: Fence{Gen: 8, Reserved: 8, Reload: 3, BumpedAt: now, Policy: PolicyNone},
 		},
 		{
-			name: "revoke clears an announcement that is not due yet",
+			name: "revoke clears an announcement that is not due yet and moves past its reserved generation",
 			in:   announcedLater,
 			b:    Bump{Kind: BumpRevoke, Policy: PolicyFreshLogin, Reason: "now instead"},
-			want: Fence{Gen: 5, Reload: 2, BumpedAt: now, Policy: PolicyFreshLogin, Reason: "now instead"},
+			want: Fence{Gen: 6, Reserved: 6, Reload: 2, BumpedAt: now, Policy: PolicyFreshLogin, Reason: "now instead"},
 		},
 		{
 			name: "revoke folds in a due announcement so its generation is not lost",
 			in:   announcedDue,
 			b:    Bump{Kind: BumpRevoke, Policy: PolicyMFA},
-			want: Fence{Gen: 6, Reload: 2, BumpedAt: now, Policy: PolicyMFA},
+			want: Fence{Gen: 6, Reserved: 6, Reload: 2, BumpedAt: now, Policy: PolicyMFA},
 		},
 		{
 			name: "revoke truncates a long reason",
 			b:    Bump{Kind: BumpRevoke, Reason: long},
-			want: Fence{Gen: 1, BumpedAt: now, Reason: long[:MaxReasonLen]},
+			want: Fence{Gen: 1, Reserved: 1, BumpedAt: now, Reason: long[:MaxReasonLen]},
 		},
 		{
 			name: "revoke ignores the ttl which only the store uses",
-			in:   Fence{Gen: 1},
+			in:   Fence{Gen: 1, Reserved: 1},
 			b:    Bump{Kind: BumpRevoke, TTL: time.Hour},
-			want: Fence{Gen: 2, BumpedAt: now},
+			want: Fence{Gen: 2, Reserved: 2, BumpedAt: now},
 		},
 		{
-			name: "announce records the time and policy without moving the generation",
-			in:   Fence{Gen: 2, BumpedAt: earlier, Policy: PolicyFreshLogin},
+			name: "announce reserves a generation and records the time and policy without moving the generation",
+			in:   Fence{Gen: 2, Reserved: 2, BumpedAt: earlier, Policy: PolicyFreshLogin},
 			b:    Bump{Kind: BumpAnnounce, At: later, Policy: PolicyMFA, Reason: "save your work"},
-			want: Fence{Gen: 2, BumpedAt: earlier, Policy: PolicyFreshLogin,
+			want: Fence{Gen: 2, Reserved: 3, BumpedAt: earlier, Policy: PolicyFreshLogin,
 				PendingAt: later, PendingPolicy: PolicyMFA, Reason: "save your work"},
 		},
 		{
-			name: "announce replaces an announcement that is not due yet",
+			name: "announce replaces an announcement that is not due yet and burns its reserved generation",
 			in:   announcedLater,
 			b:    Bump{Kind: BumpAnnounce, At: later.Add(time.Hour), Policy: PolicyNone, Reason: "postponed"},
-			want: Fence{Gen: 4, Reload: 2, BumpedAt: earlier,
+			want: Fence{Gen: 4, Reserved: 6, Reload: 2, BumpedAt: earlier,
 				PendingAt: later.Add(time.Hour), Reason: "postponed"},
 		},
 		{
 			name: "announce folds in a due announcement before recording the new one",
 			in:   announcedDue,
 			b:    Bump{Kind: BumpAnnounce, At: later, Policy: PolicyMFA, Reason: "second round"},
-			want: Fence{Gen: 5, Reload: 2, BumpedAt: earlier, Policy: PolicyFreshLogin,
+			want: Fence{Gen: 5, Reserved: 6, Reload: 2, BumpedAt: earlier, Policy: PolicyFreshLogin,
 				PendingAt: later, PendingPolicy: PolicyMFA, Reason: "second round"},
 		},
 		{
-			name: "cancel before the due time clears the announcement",
+			name: "cancel before the due time clears the announcement and burns its reserved generation",
 			in:   announcedLater,
 			b:    Bump{Kind: BumpCancel, Reason: "called off"},
-			want: Fence{Gen: 4, Reload: 2, BumpedAt: earlier, Reason: "called off"},
+			want: Fence{Gen: 4, Reserved: 5, Reload: 2, BumpedAt: earlier, Reason: "called off"},
 		},
 		{
 			name: "cancel after the due time is refused because the termination happened",
@@ -106,23 +106,23 @@ func TestApplyBump(t *testing.T) {
 		},
 		{
 			name: "cancel with nothing announced is refused",
-			in:   Fence{Gen: 3, BumpedAt: earlier},
+			in:   Fence{Gen: 3, Reserved: 3, BumpedAt: earlier},
 			b:    Bump{Kind: BumpCancel},
-			want: Fence{Gen: 3, BumpedAt: earlier},
+			want: Fence{Gen: 3, Reserved: 3, BumpedAt: earlier},
 			err:  ErrNothingPending,
 		},
 		{
 			name: "cancel exactly at the due time is refused",
-			in:   Fence{Gen: 1, PendingAt: now},
+			in:   Fence{Gen: 1, Reserved: 2, PendingAt: now},
 			b:    Bump{Kind: BumpCancel},
-			want: Fence{Gen: 1, PendingAt: now},
+			want: Fence{Gen: 1, Reserved: 2, PendingAt: now},
 			err:  ErrNothingPending,
 		},
 		{
 			name: "reload advances only the reload counter",
 			in:   announcedLater,
 			b:    Bump{Kind: BumpReload, Policy: PolicyMFA, Reason: "roles changed"},
-			want: Fence{Gen: 4, Reload: 3, BumpedAt: earlier, PendingAt: later,
+			want: Fence{Gen: 4, Reserved: 5, Reload: 3, BumpedAt: earlier, PendingAt: later,
 				PendingPolicy: PolicyMFA, Reason: "maintenance"},
 		},
 		{
@@ -188,7 +188,7 @@ func TestApplyBump(t *testing.T) {
 func TestFenceEffectiveValues(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000).UTC()
 	bumped := now.Add(-2 * time.Hour)
-	f := Fence{Gen: 3, BumpedAt: bumped, Policy: PolicyFreshLogin,
+	f := Fence{Gen: 3, Reserved: 4, BumpedAt: bumped, Policy: PolicyFreshLogin,
 		PendingAt: now, PendingPolicy: PolicyMFA}
 	tests := []struct {
 		name      string
@@ -226,17 +226,17 @@ func TestEncodeFenceRoundTrip(t *testing.T) {
 		f    Fence
 		text string // expected encoding, checked when not empty
 	}{
-		{name: "zero fence encodes as zeros and an empty reason", f: Fence{}, text: "0:0:0:0:0:0:"},
+		{name: "zero fence encodes as zeros and an empty reason", f: Fence{}, text: "v2:0:0:0:0:0:0:0:"},
 		{
 			name: "every field survives",
-			f: Fence{Gen: 12, Reload: 3, BumpedAt: time.UnixMilli(1_700_000_000_123).UTC(),
+			f: Fence{Gen: 12, Reserved: 14, Reload: 3, BumpedAt: time.UnixMilli(1_700_000_000_123).UTC(),
 				Policy: PolicyMFA, PendingAt: time.UnixMilli(1_700_000_360_000).UTC(),
 				PendingPolicy: PolicyFreshLogin, Reason: "rotate"},
-			text: "12:3:1700000000123:2:1700000360000:1:rotate",
+			text: "v2:12:14:3:1700000000123:2:1700000360000:1:rotate",
 		},
-		{name: "reason may contain separators and newlines", f: Fence{Gen: 1, Reason: "a:b:c\n::"}},
-		{name: "reason may be any utf-8 text", f: Fence{Gen: 1, Reason: "Wartung – bitte speichern ✓"}},
-		{name: "largest generation survives", f: Fence{Gen: ^uint64(0), Reload: ^uint64(0)}},
+		{name: "reason may contain separators and newlines", f: Fence{Gen: 1, Reserved: 1, Reason: "a:b:c\n::"}},
+		{name: "reason may be any utf-8 text", f: Fence{Gen: 1, Reserved: 1, Reason: "Wartung – bitte speichern ✓"}},
+		{name: "largest generation survives", f: Fence{Gen: ^uint64(0), Reserved: ^uint64(0), Reload: ^uint64(0)}},
 		{name: "latest storable time survives", f: Fence{BumpedAt: time.UnixMilli(maxMilli).UTC()}},
 	}
 	for _, tt := range tests {
@@ -251,6 +251,30 @@ func TestEncodeFenceRoundTrip(t *testing.T) {
 			}
 			if !fencesEqual(got, tt.f) {
 				t.Fatalf("round trip =\n %+v\nwant\n %+v", got, tt.f)
+			}
+		})
+	}
+}
+
+func TestDecodeFenceReadsTheFirstForm(t *testing.T) {
+	// Values written before Reserved existed: an announcement pending under
+	// the old rules had reserved Gen+1, which cookies kept through it
+	// recorded; without one, nothing beyond Gen was ever handed out.
+	tests := []struct {
+		name string
+		in   string
+		want Fence
+	}{
+		{"plain revoked fence", "3:1:1700000000123:1:0:0:why", Fence{Gen: 3, Reserved: 3, Reload: 1,
+			BumpedAt: time.UnixMilli(1_700_000_000_123).UTC(), Policy: PolicyFreshLogin, Reason: "why"}},
+		{"pending announcement reserved the next generation", "3:0:0:0:1700000360000:2:", Fence{Gen: 3, Reserved: 4,
+			PendingAt: time.UnixMilli(1_700_000_360_000).UTC(), PendingPolicy: PolicyMFA}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := DecodeFence(tt.in)
+			if !ok || !fencesEqual(got, tt.want) {
+				t.Fatalf("DecodeFence(%q) = %+v, %v; want %+v", tt.in, got, ok, tt.want)
 			}
 		})
 	}
@@ -289,6 +313,10 @@ func TestDecodeFenceRefusesMalformedValues(t *testing.T) {
 		{"pending time beyond the storable range", "1:0:0:0:99999999999999:0:"},
 		{"text instead of numbers", "gen:reload:a:b:c:d:e"},
 		{"json instead of the text form", `{"gen":1}`},
+		{"reserved below the generation", "v2:5:4:0:0:0:0:0:"},
+		{"second form missing a field", "v2:1:1:0:0:0:0:"},
+		{"second form with an empty reserved field", "v2:1::0:0:0:0:0:"},
+		{"unknown version prefix", "v3:1:1:0:0:0:0:0:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,7 +328,7 @@ func TestDecodeFenceRefusesMalformedValues(t *testing.T) {
 }
 
 func TestDecodeFenceDoesNotAllocate(t *testing.T) {
-	s := EncodeFence(Fence{Gen: 9, Reload: 1, BumpedAt: time.UnixMilli(1_700_000_000_000),
+	s := EncodeFence(Fence{Gen: 9, Reserved: 9, Reload: 1, BumpedAt: time.UnixMilli(1_700_000_000_000),
 		Policy: PolicyMFA, Reason: "shared with the input"})
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, ok := DecodeFence(s); !ok {

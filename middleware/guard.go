@@ -299,8 +299,8 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 		rec := s.gens[i]
 		// A session passes a fence while the generation it recorded is the
 		// one in force, or (for a caller kept through an announced
-		// termination) the one that will be in force when it takes effect.
-		ok := rec == eff || (f.Announced(now) && rec == f.Gen+1)
+		// termination) the one that announcement reserved.
+		ok := f.Admits(rec, now)
 		if sc.scopes[i].Kind == ScopeIdPSession && eff != 0 {
 			ok = false // tombstone: a logged-out IdP session never comes back
 		}

@@ -243,15 +243,15 @@ func (s *suite) waitStoreTime(t *testing.T, at time.Time) {
 // Equal reports whether two fences are the same, comparing times with
 // time.Time.Equal. It is exported for store tests outside the suite.
 func Equal(a, b middleware.Fence) bool {
-	return a.Gen == b.Gen && a.Reload == b.Reload &&
+	return a.Gen == b.Gen && a.Reserved == b.Reserved && a.Reload == b.Reload &&
 		a.BumpedAt.Equal(b.BumpedAt) && a.Policy == b.Policy &&
 		a.PendingAt.Equal(b.PendingAt) && a.PendingPolicy == b.PendingPolicy &&
 		a.Reason == b.Reason
 }
 
 func fmtFence(f middleware.Fence) string {
-	return fmt.Sprintf("{Gen:%d Reload:%d BumpedAt:%s Policy:%v PendingAt:%s PendingPolicy:%v Reason:%q}",
-		f.Gen, f.Reload, f.BumpedAt.Format(time.RFC3339Nano), f.Policy,
+	return fmt.Sprintf("{Gen:%d Reserved:%d Reload:%d BumpedAt:%s Policy:%v PendingAt:%s PendingPolicy:%v Reason:%q}",
+		f.Gen, f.Reserved, f.Reload, f.BumpedAt.Format(time.RFC3339Nano), f.Policy,
 		f.PendingAt.Format(time.RFC3339Nano), f.PendingPolicy, f.Reason)
 }
 
@@ -465,6 +465,7 @@ func testAnnounce(t *testing.T, s *suite) {
 	at := s.announceAt(t)
 	a := s.bump(t, s.h.Store, sc, middleware.Bump{Kind: middleware.BumpAnnounce, At: at, Policy: middleware.PolicyMFA, Reason: "maintenance"})
 	want := v
+	want.Reserved = v.Reserved + 1
 	want.PendingAt, want.PendingPolicy, want.Reason = at, middleware.PolicyMFA, "maintenance"
 	wantFence(t, "announce result", a, want)
 	got := read1(t, s.h.Store, sc)
@@ -473,7 +474,7 @@ func testAnnounce(t *testing.T, s *suite) {
 	if !got.Announced(now) || got.EffectiveGen(now) != v.Gen {
 		t.Fatalf("announced fence is not pending at %v: %s", now, fmtFence(got))
 	}
-	if got.EffectiveGen(at) != v.Gen+1 || got.EffectivePolicy(at) != middleware.PolicyMFA {
+	if got.EffectiveGen(at) != want.Reserved || got.EffectivePolicy(at) != middleware.PolicyMFA {
 		t.Fatalf("announced fence does not take effect at %v: %s", at, fmtFence(got))
 	}
 }
@@ -484,12 +485,20 @@ func testCancel(t *testing.T, s *suite) {
 	s.bump(t, s.h.Store, sc, middleware.Bump{Kind: middleware.BumpAnnounce, At: s.announceAt(t), Reason: "maintenance"})
 	c := s.bump(t, s.h.Store, sc, middleware.Bump{Kind: middleware.BumpCancel, Reason: "called off"})
 	want := v
+	want.Reserved = v.Reserved + 1 // the cancelled announcement's generation is burned
 	want.Reason = "called off"
 	wantFence(t, "cancel result", c, want)
 	wantFence(t, "read after cancel", read1(t, s.h.Store, sc), want)
 	_, err := s.h.Store.Bump(t.Context(), sc, middleware.Bump{Kind: middleware.BumpCancel})
 	if !errors.Is(err, middleware.ErrNothingPending) {
 		t.Fatalf("second cancel: error %v, want ErrNothingPending", err)
+	}
+	// A generation is never handed out twice: the next revocation moves
+	// past the burned one, so a cookie kept through the cancelled
+	// announcement can never pass again.
+	r := s.bump(t, s.h.Store, sc, middleware.Bump{Kind: middleware.BumpRevoke})
+	if r.Gen != want.Reserved+1 || r.Reserved != r.Gen {
+		t.Fatalf("revoke after a cancel returned %s, want generation %d", fmtFence(r), want.Reserved+1)
 	}
 }
 
@@ -532,7 +541,7 @@ func testDueAnnouncement(t *testing.T, s *suite) {
 
 	now := s.storeNow(t)
 	got := read1(t, s.h.Store, sc)
-	if got.Gen != v.Gen || got.EffectiveGen(now) != v.Gen+1 || !got.EffectiveTime(now).Equal(at) ||
+	if got.Gen != v.Gen || got.EffectiveGen(now) != v.Reserved+1 || !got.EffectiveTime(now).Equal(at) ||
 		got.EffectivePolicy(now) != middleware.PolicyMFA || got.Announced(now) {
 		t.Fatalf("due announcement at %v not in force at %v: %s", at, now, fmtFence(got))
 	}
@@ -540,7 +549,7 @@ func testDueAnnouncement(t *testing.T, s *suite) {
 		t.Fatalf("cancel of a due announcement: error %v, want ErrNothingPending", err)
 	}
 	r := s.bump(t, s.h.Store, sc, middleware.Bump{Kind: middleware.BumpRevoke})
-	if r.Gen != v.Gen+2 || !r.PendingAt.IsZero() {
+	if r.Gen != v.Reserved+2 || !r.PendingAt.IsZero() {
 		t.Fatalf("revoke after a due announcement returned %s, want generation %d and nothing pending", fmtFence(r), v.Gen+2)
 	}
 }

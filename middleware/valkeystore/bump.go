@@ -51,15 +51,24 @@ local ttl = tonumber(ARGV[5])
 local maxms = 8796093022208
 local maxgen = 4503599627370496
 
-local gen, rel, bumped, pol, pend, ppol, rsn = 0, 0, 0, 0, 0, 0, ''
+local gen, res, rel, bumped, pol, pend, ppol, rsn = 0, 0, 0, 0, 0, 0, 0, ''
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  local a, b, c, d, e, f, g = string.match(cur, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(.*)$')
-  if not a or #a > 20 or #b > 20 or #c > 20 or #d > 20 or #e > 20 or #f > 20 then
+  local a, r, b, c, d, e, f, g
+  if string.sub(cur, 1, 3) == 'v2:' then
+    a, r, b, c, d, e, f, g = string.match(cur, '^v2:(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(.*)$')
+  else
+    a, b, c, d, e, f, g = string.match(cur, '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(.*)$')
+    r = a
+  end
+  if not a or #a > 20 or #r > 20 or #b > 20 or #c > 20 or #d > 20 or #e > 20 or #f > 20 then
     return redis.error_reply('SESSIONFENCE_CORRUPT fence value is malformed')
   end
-  gen, rel, bumped, pol, pend, ppol, rsn = tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e), tonumber(f), g
-  if gen >= maxgen or rel >= maxgen or bumped > maxms or pend > maxms or pol > 2 or ppol > 2 then
+  gen, res, rel, bumped, pol, pend, ppol, rsn = tonumber(a), tonumber(r), tonumber(b), tonumber(c), tonumber(d), tonumber(e), tonumber(f), g
+  if string.sub(cur, 1, 3) ~= 'v2:' and pend ~= 0 then
+    res = gen + 1
+  end
+  if gen >= maxgen or res >= maxgen or rel >= maxgen or bumped > maxms or pend > maxms or pol > 2 or ppol > 2 or res < gen then
     return redis.error_reply('SESSIONFENCE_CORRUPT fence value is out of range')
   end
 end
@@ -67,10 +76,15 @@ if kind == nil or bpol == nil or bpol > 2 or at == nil or ttl == nil then
   return redis.error_reply('SESSIONFENCE_INVALID bad arguments')
 end
 
-local due = pend ~= 0 and now >= pend
+if pend ~= 0 and now >= pend then
+  gen = res
+  bumped = pend
+  pol = ppol
+  pend, ppol = 0, 0
+end
 if kind == 1 then
-  if due then gen = gen + 1 end
-  gen = gen + 1
+  res = res + 1
+  gen = res
   bumped = now
   pol = bpol
   pend, ppol = 0, 0
@@ -79,15 +93,11 @@ elseif kind == 2 then
   if at <= now or at > maxms then
     return redis.error_reply('SESSIONFENCE_INVALID announcement time is not after the server clock')
   end
-  if due then
-    gen = gen + 1
-    bumped = pend
-    pol = ppol
-  end
+  res = res + 1
   pend, ppol = at, bpol
   rsn = reason
 elseif kind == 3 then
-  if pend == 0 or now >= pend then
+  if pend == 0 then
     return redis.error_reply('SESSIONFENCE_NOTHING_PENDING no pending termination to cancel')
   end
   pend, ppol = 0, 0
@@ -98,7 +108,7 @@ else
   return redis.error_reply('SESSIONFENCE_INVALID unknown bump kind')
 end
 
-local val = string.format('%d:%d:%d:%d:%d:%d:', gen, rel, bumped, pol, pend, ppol) .. rsn
+local val = string.format('v2:%d:%d:%d:%d:%d:%d:%d:', gen, res, rel, bumped, pol, pend, ppol) .. rsn
 if ttl > 0 then
   redis.call('SET', KEYS[1], val, 'PX', ttl)
 else

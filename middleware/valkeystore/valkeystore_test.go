@@ -138,7 +138,7 @@ func TestRawWriteByAnotherClientInvalidatesTheCachedRead(t *testing.T) {
 			t.Fatalf("read %d: %+v, %v", i, f, err)
 		}
 	}
-	want := middleware.Fence{Gen: 7, Reload: 2, BumpedAt: time.UnixMilli(1_700_000_000_000).UTC(), Reason: "raw"}
+	want := middleware.Fence{Gen: 7, Reserved: 7, Reload: 2, BumpedAt: time.UnixMilli(1_700_000_000_000).UTC(), Reason: "raw"}
 	e.rawSet(t, e.fenceKey(sc), middleware.EncodeFence(want))
 	eventually(t, 2*time.Second, "cached read sees the raw write", func() bool {
 		got, err := read1(t, e.a, sc)
@@ -344,8 +344,8 @@ func TestScriptMatchesApplyBump(t *testing.T) {
 	}
 	ms := func(d time.Duration) time.Time { return time.UnixMilli(now.Add(d).UnixMilli()).UTC() }
 	past, future := ms(-time.Hour), ms(time.Hour)
-	announcedLater := middleware.Fence{Gen: 4, Reload: 2, BumpedAt: ms(-2 * time.Hour), PendingAt: future, PendingPolicy: middleware.PolicyMFA, Reason: "m"}
-	announcedDue := middleware.Fence{Gen: 4, Reload: 2, BumpedAt: ms(-2 * time.Hour), PendingAt: past, PendingPolicy: middleware.PolicyFreshLogin, Reason: "m"}
+	announcedLater := middleware.Fence{Gen: 4, Reserved: 5, Reload: 2, BumpedAt: ms(-2 * time.Hour), PendingAt: future, PendingPolicy: middleware.PolicyMFA, Reason: "m"}
+	announcedDue := middleware.Fence{Gen: 4, Reserved: 5, Reload: 2, BumpedAt: ms(-2 * time.Hour), PendingAt: past, PendingPolicy: middleware.PolicyFreshLogin, Reason: "m"}
 	tests := []struct {
 		name string
 		in   *middleware.Fence // nil: key absent
@@ -361,10 +361,12 @@ func TestScriptMatchesApplyBump(t *testing.T) {
 		{"cancel before due", &announcedLater, middleware.Bump{Kind: middleware.BumpCancel, Reason: "off"}},
 		{"cancel after due", &announcedDue, middleware.Bump{Kind: middleware.BumpCancel}},
 		{"cancel on an absent key", nil, middleware.Bump{Kind: middleware.BumpCancel}},
+		{"revoke after a cancel moves past the burned generation", &middleware.Fence{Gen: 4, Reserved: 6, Reload: 1, Reason: "off"}, middleware.Bump{Kind: middleware.BumpRevoke}},
+		{"announce after a cancel reserves past the burned generation", &middleware.Fence{Gen: 4, Reserved: 6}, middleware.Bump{Kind: middleware.BumpAnnounce, At: ms(2 * time.Hour)}},
 		{"reload", &announcedLater, middleware.Bump{Kind: middleware.BumpReload, Reason: "ignored"}},
 		{"reason with separators and a multibyte tail is truncated by bytes", nil,
 			middleware.Bump{Kind: middleware.BumpRevoke, Reason: strings.Repeat("a:b\n", 49) + "ééé"}},
-		{"large generations", &middleware.Fence{Gen: 1 << 50, Reload: 1<<50 - 1}, middleware.Bump{Kind: middleware.BumpRevoke}},
+		{"large generations", &middleware.Fence{Gen: 1 << 50, Reserved: 1 << 50, Reload: 1<<50 - 1}, middleware.Bump{Kind: middleware.BumpRevoke}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
