@@ -231,8 +231,8 @@ func (a *Admin) Fences(ctx context.Context, scopes ...Scope) ([]Fence, string, e
 		}
 	}
 	out := make([]Fence, len(scopes))
-	epoch, err := a.store.Fences(ctx, scopes, out)
-	return out, epoch, err
+	v, err := a.store.Fences(ctx, scopes, out)
+	return out, v.Epoch, err
 }
 
 // Audit returns a page of the audit log, newest first. It fails with

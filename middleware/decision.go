@@ -81,6 +81,7 @@ type Decision struct {
 	Cause error
 
 	reloads [numScopes]uint64 // current reload generations, for re-issue
+	seq     uint64            // the store's bump sequence number read, for re-issue
 }
 
 // Allowed reports whether the decision lets the request through.

@@ -138,6 +138,7 @@ type Guard struct {
 	scratch sync.Pool // *scratch
 	renew   renewGroup
 	stale   *staleCache
+	marks   marks
 
 	hubMu         sync.Mutex
 	hub           *hub
@@ -283,15 +284,21 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 	}
 	fences := sc.fences[:len(list)]
 	d := Decision{Session: s}
-	epoch, err := g.read(ctx, list, fences, &d)
+	v, err := g.read(ctx, list, fences, &d, true)
 	if err != nil {
-		d.Kind, d.Cause = DecisionStoreUnavailable, err
+		failed(&d, err)
 		return d
 	}
-	if epoch != s.Epoch {
+	if v.Epoch != s.Epoch {
 		d.Kind, d.Scope = DecisionRevoked, Scope{Kind: ScopeEpoch}
 		return d
 	}
+	if s.seq > v.Seq && !d.Stale {
+		// The cookie was issued after bumps the store no longer has.
+		failed(&d, g.rollback(ctx, v, s.seq))
+		return d
+	}
+	d.seq = v.Seq
 	refused := false
 	for j, f := range fences {
 		i := pos[j]
@@ -333,28 +340,34 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 	return d
 }
 
-// read fetches fences, falling back to the bounded-staleness cache when it
-// is enabled and the store fails.
-func (g *Guard) read(ctx context.Context, list []Scope, fences []Fence, d *Decision) (string, error) {
+// read fetches fences. For checks of existing credentials (check), the
+// bounded-staleness cache, when enabled, records what was read and answers
+// when the store fails; logins neither feed it nor use it. A store that
+// answers older than already seen is a rollback (see rollback.go): the
+// error then wraps ErrStoreRolledBack.
+func (g *Guard) read(ctx context.Context, list []Scope, fences []Fence, d *Decision, check bool) (Version, error) {
 	start := observeStart(g.cfg.Observer)
-	epoch, err := g.cfg.Store.Fences(ctx, list, fences)
+	v, err := g.cfg.Store.Fences(ctx, list, fences)
 	observeStore(g.cfg.Observer, StoreOpFences, start, err)
 	if err == nil {
-		if g.stale != nil {
-			g.stale.record(g.now(), epoch, list, fences)
+		if back, seen := g.marks.observe(v); back {
+			return Version{}, g.rollback(ctx, v, seen)
 		}
-		return epoch, nil
+		if g.stale != nil && check {
+			g.stale.record(g.now(), v, list, fences)
+		}
+		return v, nil
 	}
 	if !errors.Is(err, ErrStoreUnavailable) {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
-	if g.stale != nil {
-		if e, ok := g.stale.lookup(g.now(), list, fences); ok {
+	if g.stale != nil && check {
+		if v, ok := g.stale.lookup(g.now(), list, fences); ok {
 			d.Stale = true
-			return e, nil
+			return v, nil
 		}
 	}
-	return "", err
+	return Version{}, err
 }
 
 // Authenticate is what adapters call per request: [Guard.Check], then a
@@ -442,6 +455,7 @@ func (g *Guard) reload(ctx context.Context, d Decision) Decision {
 		}
 	}
 	s.reloads = d.reloads
+	s.seq = max(s.seq, d.seq)
 	d.Session = &s
 	d.Reload = false
 	d.Cookie = g.cookie(&s)
@@ -482,9 +496,13 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 		}
 	}
 	fences := make([]Fence, len(list))
-	start := observeStart(g.cfg.Observer)
-	epoch, err := g.cfg.Store.Fences(ctx, list, fences)
-	observeStore(g.cfg.Observer, StoreOpFences, start, err)
+	var d Decision
+	v, err := g.read(ctx, list, fences, &d, false)
+	if errors.Is(err, errRotated) {
+		// The epoch was just rotated after a rollback: this login is the
+		// first of the new epoch, read under it.
+		v, err = g.read(ctx, list, fences, &d, false)
+	}
 	if err != nil {
 		if !errors.Is(err, ErrStoreUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
@@ -494,7 +512,7 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 	if err := g.LoginAllowed(c, list, fences, now); err != nil {
 		return nil, nil, err
 	}
-	s.Epoch = epoch
+	s.Epoch, s.seq = v.Epoch, v.Seq
 	for j, f := range fences {
 		s.gens[idx[j]] = f.EffectiveGen(now)
 		s.reloads[idx[j]] = f.Reload
@@ -580,6 +598,7 @@ func (g *Guard) Reissue(ctx context.Context, s *Session) (*http.Cookie, error) {
 		return nil, &RevokedError{Scope: d.Scope}
 	}
 	cp.reloads = d.reloads
+	cp.seq = max(cp.seq, d.seq)
 	return g.cookie(&cp), nil
 }
 

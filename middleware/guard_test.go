@@ -48,9 +48,9 @@ func (f *flakyStore) Watch(ctx context.Context, fn func()) (func(), error) {
 	return f.Store.(middleware.Watcher).Watch(ctx, fn)
 }
 
-func (f *flakyStore) Fences(ctx context.Context, s []middleware.Scope, dst []middleware.Fence) (string, error) {
+func (f *flakyStore) Fences(ctx context.Context, s []middleware.Scope, dst []middleware.Fence) (middleware.Version, error) {
 	if f.down.Load() {
-		return "", fmt.Errorf("%w: connection refused", middleware.ErrStoreUnavailable)
+		return middleware.Version{}, fmt.Errorf("%w: connection refused", middleware.ErrStoreUnavailable)
 	}
 	return f.Store.Fences(ctx, s, dst)
 }

@@ -94,6 +94,7 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 		return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: errors.New("sessionfence: renewer changed the session's identity")}
 	}
 	now := g.now()
+	s.seq = max(s.seq, d.seq) // the cookie remembers how far the store had come
 	s.AccessExpiry = now.Add(g.cfg.AccessLifetime)
 	if s.AccessExpiry.After(s.AbsoluteExpiry) {
 		s.AccessExpiry = s.AbsoluteExpiry
@@ -112,10 +113,10 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 // staleness. It is bounded in size: past maxStaleEntries it starts over,
 // which only shortens how long stale answers are possible.
 type staleCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	epoch string
-	m     map[Scope]staleEntry
+	mu      sync.Mutex
+	ttl     time.Duration
+	version Version
+	m       map[Scope]staleEntry
 }
 
 type staleEntry struct {
@@ -129,13 +130,13 @@ func newStaleCache(ttl time.Duration) *staleCache {
 	return &staleCache{ttl: ttl, m: make(map[Scope]staleEntry)}
 }
 
-func (c *staleCache) record(now time.Time, epoch string, scopes []Scope, fences []Fence) {
+func (c *staleCache) record(now time.Time, v Version, scopes []Scope, fences []Fence) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if epoch != c.epoch || len(c.m) >= maxStaleEntries {
+	if v.Epoch != c.version.Epoch || len(c.m) >= maxStaleEntries {
 		clear(c.m)
-		c.epoch = epoch
 	}
+	c.version = v
 	for i, s := range scopes {
 		c.m[s] = staleEntry{f: fences[i], at: now}
 	}
@@ -143,18 +144,18 @@ func (c *staleCache) record(now time.Time, epoch string, scopes []Scope, fences 
 
 // lookup fills fences from entries confirmed within ttl; it fails if any
 // scope has no such entry, so a stale answer is never partly invented.
-func (c *staleCache) lookup(now time.Time, scopes []Scope, fences []Fence) (string, bool) {
+func (c *staleCache) lookup(now time.Time, scopes []Scope, fences []Fence) (Version, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.epoch == "" {
-		return "", false
+	if c.version.Epoch == "" {
+		return Version{}, false
 	}
 	for i, s := range scopes {
 		e, ok := c.m[s]
 		if !ok || now.Sub(e.at) > c.ttl {
-			return "", false
+			return Version{}, false
 		}
 		fences[i] = e.f
 	}
-	return c.epoch, true
+	return c.version, true
 }

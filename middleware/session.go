@@ -47,6 +47,10 @@ type Session struct {
 	amr     string // space-separated
 	gens    [numScopes]uint64
 	reloads [numScopes]uint64
+	// seq is the store's bump sequence number when the cookie was sealed:
+	// a store answering with a smaller one under the same epoch has gone
+	// back in time (see rollback.go).
+	seq uint64
 }
 
 // AMR returns the authentication methods references (amr) of the
@@ -134,10 +138,12 @@ func newSessionID() string {
 //	4 times as uvarint Unix seconds (0 = zero): IssuedAt, AuthTime,
 //	  AccessExpiry, AbsoluteExpiry
 //	5 revocation generations, 5 reload generations, uvarint each
+//	the store's bump sequence number, uvarint (version 2 only)
 //
 // Binary and positional to stay compact: a typical session seals to about
-// 400 bytes of cookie text.
-const payloadVersion = 1
+// 400 bytes of cookie text. Version 1 payloads (no sequence number) still
+// open, with sequence number 0.
+const payloadVersion = 2
 
 // maxStringField bounds each string in a payload; the cookie limit bounds
 // the total.
@@ -160,13 +166,13 @@ func (s *Session) appendPayload(b []byte) []byte {
 	for _, g := range s.reloads {
 		b = binary.AppendUvarint(b, g)
 	}
-	return b
+	return binary.AppendUvarint(b, s.seq)
 }
 
 // decodePayload parses p into s. All strings share the memory of one copy
 // of p, so decoding costs a single allocation.
 func (s *Session) decodePayload(p []byte) error {
-	if len(p) < 1 || p[0] != payloadVersion {
+	if len(p) < 1 || (p[0] != payloadVersion && p[0] != 1) {
 		return errPayload
 	}
 	str := string(p[1:])
@@ -209,6 +215,14 @@ func (s *Session) decodePayload(p []byte) error {
 			return errPayload
 		}
 		s.reloads[i] = v
+	}
+	s.seq = 0
+	if p[0] == payloadVersion {
+		v, ok := next()
+		if !ok {
+			return errPayload
+		}
+		s.seq = v
 	}
 	if off != len(str) || fields[0] == "" {
 		return errPayload

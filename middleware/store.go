@@ -15,8 +15,8 @@ import (
 // The contract:
 //
 //   - Fences reads the fences of scopes into dst (len(dst) >= len(scopes))
-//     together with the current epoch, as one consistent read where the
-//     implementation can. A scope never written (or expired) reads as the
+//     together with the current [Version] (epoch and bump sequence
+//     number), as one consistent read where the implementation can. A scope never written (or expired) reads as the
 //     zero Fence, not an error. Scopes that are not [Scope.Valid] are
 //     never passed. The epoch is created on first use if absent, so after
 //     the data is wiped the next read returns a different epoch.
@@ -24,7 +24,10 @@ import (
 //     steady state, and must not allocate per scope. When the
 //     implementation cannot confirm the values are current (connection
 //     lost, cache untrusted) it returns an error wrapping
-//     [ErrStoreUnavailable] rather than old values.
+//     [ErrStoreUnavailable] rather than old values. Reads through one
+//     Store value never go back: a read that starts after another
+//     returned sees the same Version or a later one while the data
+//     survives.
 //   - Bump applies one change to one fence atomically, following
 //     [ApplyBump] with the store's own clock (never the caller's), and
 //     returns the resulting fence. Concurrent bumps from any number of
@@ -32,7 +35,8 @@ import (
 //     expire that long after the write; otherwise it is kept for ever.
 //     A successful Bump is visible to every later Fences call on the same
 //     Store value; other clients see it within the store's propagation
-//     bound (documented by each implementation).
+//     bound (documented by each implementation). Every successful Bump
+//     advances the Version's Seq, atomically with the fence.
 //   - Epoch returns the current epoch, creating it if absent. An epoch is
 //     random, never reused, stable across reconnects and process restarts
 //     while the data survives, and different after the data is lost.
@@ -41,9 +45,35 @@ import (
 // [ErrStoreUnavailable]; invalid arguments return [ErrInvalidBump] or
 // [ErrNothingPending].
 type Store interface {
-	Fences(ctx context.Context, scopes []Scope, dst []Fence) (epoch string, err error)
+	Fences(ctx context.Context, scopes []Scope, dst []Fence) (Version, error)
 	Bump(ctx context.Context, scope Scope, b Bump) (Fence, error)
 	Epoch(ctx context.Context) (string, error)
+}
+
+// Version is what one read saw of a store's data as a whole.
+type Version struct {
+	// Epoch is the store epoch: random, made when the data is created, and
+	// different after the data is lost.
+	Epoch string
+	// Seq counts the fence changes applied under Epoch. It never goes back
+	// while the data survives, so a store that answers with a smaller Seq
+	// than it did before under the same Epoch has lost acknowledged writes
+	// (restored from an older snapshot, or failed over to a replica that
+	// had not received them): see [ErrStoreRolledBack].
+	Seq uint64
+}
+
+// EpochRotator is an optional ability of a store: replacing the epoch on
+// purpose. The guard does it when it finds the store answering older than
+// before (see [Version]): every session issued under the old epoch then
+// fails closed on every instance, as after a wipe, because the fences that
+// would have refused some of them may be lost.
+type EpochRotator interface {
+	// RotateEpoch replaces the epoch with a new one if it is still from,
+	// and returns the epoch in force afterwards: the new one, or the one
+	// another caller already replaced from with. Errors wrap
+	// [ErrStoreUnavailable].
+	RotateEpoch(ctx context.Context, from string) (string, error)
 }
 
 // Clock is an optional ability of a store: the store's current time, used
@@ -76,6 +106,12 @@ var (
 	ErrNothingPending = errors.New("sessionfence: no pending termination to cancel")
 	// ErrInvalidScope reports a scope that is not [Scope.Valid].
 	ErrInvalidScope = errors.New("sessionfence: invalid scope")
+	// ErrStoreRolledBack is the cause of decisions and errors when the
+	// store answered with an older [Version] than this guard, or a
+	// session's cookie, had already seen: acknowledged revocations may be
+	// lost. The guard fails closed and rotates the epoch (see
+	// [EpochRotator]), so every session must log in again.
+	ErrStoreRolledBack = errors.New("sessionfence: the store went back in time (acknowledged writes lost)")
 )
 
 // Replay is an optional ability of a store: it remembers one-time

@@ -52,13 +52,13 @@ func (g *Guard) CheckToken(ctx context.Context, tc *TokenClaims) Decision {
 		}
 	}
 	fences := sc.fences[:len(list)]
-	epoch, err := g.read(ctx, list, fences, &d)
+	v, err := g.read(ctx, list, fences, &d, true)
 	if err != nil {
-		d.Kind, d.Cause = DecisionStoreUnavailable, err
+		failed(&d, err)
 		return d
 	}
 	now := g.now()
-	if et, ok := EpochTime(epoch); ok && !tc.IssuedAt.After(et.Add(g.cfg.Skew)) {
+	if et, ok := EpochTime(v.Epoch); ok && !tc.IssuedAt.After(et.Add(g.cfg.Skew)) {
 		d.Kind, d.Scope, d.FenceTime = DecisionRevoked, Scope{Kind: ScopeEpoch}, et
 		return d
 	}

@@ -29,9 +29,9 @@ type failing struct {
 	down atomic.Bool
 }
 
-func (f *failing) Fences(ctx context.Context, s []middleware.Scope, dst []middleware.Fence) (string, error) {
+func (f *failing) Fences(ctx context.Context, s []middleware.Scope, dst []middleware.Fence) (middleware.Version, error) {
 	if f.down.Load() {
-		return "", middleware.ErrStoreUnavailable
+		return middleware.Version{}, middleware.ErrStoreUnavailable
 	}
 	return f.Store.Fences(ctx, s, dst)
 }

@@ -13,9 +13,10 @@ import (
 
 // The store offers every optional ability the middleware looks for.
 var (
-	_ middleware.Store   = (*Store)(nil)
-	_ middleware.Clock   = (*Store)(nil)
-	_ middleware.Watcher = (*Store)(nil)
+	_ middleware.Store        = (*Store)(nil)
+	_ middleware.Clock        = (*Store)(nil)
+	_ middleware.Watcher      = (*Store)(nil)
+	_ middleware.EpochRotator = (*Store)(nil)
 )
 
 // Config configures a [Store]. The zero value is ready to use.
@@ -49,6 +50,7 @@ type Store struct {
 	mu     sync.RWMutex
 	fences map[middleware.Scope]entry
 	epoch  string
+	seq    uint64 // bumps applied under epoch
 
 	wmu      sync.Mutex
 	watchers []*watch
@@ -115,10 +117,10 @@ var errShortDst = errors.New("memstore: dst is shorter than scopes")
 // Fences implements [middleware.Store]. It never blocks on I/O and never
 // allocates; ctx is not consulted. A scope never written, or whose TTL has
 // passed on the store's clock, reads as the zero fence. All fences and the
-// epoch come from one consistent snapshot.
-func (s *Store) Fences(_ context.Context, scopes []middleware.Scope, dst []middleware.Fence) (string, error) {
+// version come from one consistent snapshot.
+func (s *Store) Fences(_ context.Context, scopes []middleware.Scope, dst []middleware.Fence) (middleware.Version, error) {
 	if len(dst) < len(scopes) {
-		return "", errShortDst
+		return middleware.Version{}, errShortDst
 	}
 	now := s.now()
 	s.mu.RLock()
@@ -129,9 +131,9 @@ func (s *Store) Fences(_ context.Context, scopes []middleware.Scope, dst []middl
 			dst[i] = middleware.Fence{}
 		}
 	}
-	epoch := s.epoch
+	v := middleware.Version{Epoch: s.epoch, Seq: s.seq}
 	s.mu.RUnlock()
-	return epoch, nil
+	return v, nil
 }
 
 // Bump implements [middleware.Store]: it applies b to the fence of scope
@@ -165,6 +167,7 @@ func (s *Store) Bump(_ context.Context, scope middleware.Scope, b middleware.Bum
 		e.expires = now.Add(b.TTL)
 	}
 	s.fences[scope] = e
+	s.seq++
 	s.sweepLocked(now)
 	s.mu.Unlock()
 
@@ -211,11 +214,55 @@ func (s *Store) Wipe() {
 	s.mu.Lock()
 	s.fences = make(map[middleware.Scope]entry)
 	s.epoch = middleware.NewEpoch(s.now())
+	s.seq = 0
 	s.mu.Unlock()
 	s.kv.wipe()
 	s.audit.wipe()
 	s.reg.wipe()
 	s.notify()
+}
+
+// RotateEpoch implements [middleware.EpochRotator]: when the epoch is still
+// from, a new one is made on the store's clock (fences are kept, and every
+// session issued under from fails closed); either way the epoch in force is
+// returned. Watchers are notified of a rotation.
+func (s *Store) RotateEpoch(_ context.Context, from string) (string, error) {
+	s.mu.Lock()
+	rotated := s.epoch == from
+	if rotated {
+		s.epoch = middleware.NewEpoch(s.now())
+		s.seq++
+	}
+	e := s.epoch
+	s.mu.Unlock()
+	if rotated {
+		s.notify()
+	}
+	return e, nil
+}
+
+// snapshot copies the fences and the version, and returns a function that
+// puts them back, as a restart from an older snapshot of a persisted store
+// would: the epoch survives, later bumps are lost. For tests of rollback
+// detection (see export_test.go).
+func (s *Store) snapshot() (restore func()) {
+	s.mu.RLock()
+	fences := make(map[middleware.Scope]entry, len(s.fences))
+	for k, v := range s.fences {
+		fences[k] = v
+	}
+	epoch, seq := s.epoch, s.seq
+	s.mu.RUnlock()
+	return func() {
+		s.mu.Lock()
+		s.fences = make(map[middleware.Scope]entry, len(fences))
+		for k, v := range fences {
+			s.fences[k] = v
+		}
+		s.epoch, s.seq = epoch, seq
+		s.mu.Unlock()
+		s.notify()
+	}
 }
 
 // Len returns the number of stored fences, expired ones not yet removed

@@ -107,6 +107,8 @@ var cases = []testCase{
 	{"a bump through the second client is seen by the first within the propagation bound", testPropagation},
 	{"concurrent bumps from two clients never lose a generation", testConcurrentBumps},
 	{"a reader never sees a generation go back while bumps run", testMonotonicReads},
+	{"every bump advances the sequence number of the version", testSeqAdvances},
+	{"rotating the epoch replaces it only while it is still the one given", testRotateEpoch},
 	{"reload moves independently of the generation", testReload},
 	{"announce in the future keeps the generation and sets the pending time", testAnnounce},
 	{"cancel clears a pending announcement", testCancel},
@@ -176,14 +178,14 @@ func (s *suite) bump(t *testing.T, st middleware.Store, sc middleware.Scope, b m
 func read(t *testing.T, st middleware.Store, scopes ...middleware.Scope) ([]middleware.Fence, string) {
 	t.Helper()
 	dst := make([]middleware.Fence, len(scopes))
-	epoch, err := st.Fences(t.Context(), scopes, dst)
+	v, err := st.Fences(t.Context(), scopes, dst)
 	if err != nil {
 		t.Fatalf("Fences(%v): %v", scopes, err)
 	}
-	if epoch == "" {
+	if v.Epoch == "" {
 		t.Fatal("Fences returned an empty epoch")
 	}
-	return dst, epoch
+	return dst, v.Epoch
 }
 
 func read1(t *testing.T, st middleware.Store, sc middleware.Scope) middleware.Fence {
@@ -927,4 +929,75 @@ func testWatchStop(t *testing.T, s *suite) {
 	if after != before {
 		t.Fatalf("stopped watcher was called %d more times", after-before)
 	}
+}
+
+func version(t *testing.T, st middleware.Store) middleware.Version {
+	t.Helper()
+	v, err := st.Fences(t.Context(), nil, nil)
+	if err != nil {
+		t.Fatalf("Fences: %v", err)
+	}
+	return v
+}
+
+func testSeqAdvances(t *testing.T, s *suite) {
+	sc := middleware.TenantScope("acme")
+	prev := version(t, s.h.Store)
+	for i, b := range []middleware.Bump{
+		{Kind: middleware.BumpRevoke},
+		{Kind: middleware.BumpAnnounce, At: s.announceAt(t)},
+		{Kind: middleware.BumpCancel},
+		{Kind: middleware.BumpReload},
+	} {
+		s.bump(t, s.h.Store, sc, b)
+		v := version(t, s.h.Store)
+		if v.Epoch != prev.Epoch || v.Seq <= prev.Seq {
+			t.Fatalf("bump %d (%v): version %+v after %+v, want the same epoch and a larger sequence number", i, b.Kind, v, prev)
+		}
+		prev = v
+	}
+	// A refused bump changes nothing, the sequence number included.
+	if _, err := s.h.Store.Bump(t.Context(), sc, middleware.Bump{Kind: middleware.BumpCancel}); !errors.Is(err, middleware.ErrNothingPending) {
+		t.Fatalf("cancel with nothing pending: %v", err)
+	}
+	if v := version(t, s.h.Store); v != prev {
+		t.Fatalf("version %+v after a refused bump, want %+v", v, prev)
+	}
+	eventually(t, propagationLimit, "the second client reads the same version", func() bool {
+		v, err := s.second().Fences(t.Context(), nil, nil)
+		return err == nil && v == prev
+	})
+}
+
+func testRotateEpoch(t *testing.T, s *suite) {
+	r, ok := s.h.Store.(middleware.EpochRotator)
+	if !ok {
+		t.Skip("the store does not implement middleware.EpochRotator")
+	}
+	sc := middleware.TenantScope("acme")
+	f := s.bump(t, s.h.Store, sc, middleware.Bump{Kind: middleware.BumpRevoke})
+	old := version(t, s.h.Store)
+	if got, err := r.RotateEpoch(t.Context(), "not-the-epoch"); err != nil || got != old.Epoch {
+		t.Fatalf("rotate from another epoch = %q, %v; want the epoch in force %q unchanged", got, err, old.Epoch)
+	}
+	next, err := r.RotateEpoch(t.Context(), old.Epoch)
+	if err != nil || next == old.Epoch || next == "" {
+		t.Fatalf("rotate = %q, %v; want a new epoch", next, err)
+	}
+	if _, ok := middleware.EpochTime(next); !ok {
+		t.Fatalf("rotated epoch %q does not carry its creation time", next)
+	}
+	if v := version(t, s.h.Store); v.Epoch != next {
+		t.Fatalf("read after rotating: epoch %q, want %q", v.Epoch, next)
+	}
+	// A second rotation from the old epoch (another instance that saw the
+	// same rollback) agrees on the new one.
+	if again, err := r.RotateEpoch(t.Context(), old.Epoch); err != nil || again != next {
+		t.Fatalf("second rotate from the old epoch = %q, %v; want %q", again, err, next)
+	}
+	wantFence(t, "fence after rotating", read1(t, s.h.Store, sc), f)
+	eventually(t, propagationLimit, "the second client reads the new epoch", func() bool {
+		v, err := s.second().Fences(t.Context(), nil, nil)
+		return err == nil && v.Epoch == next
+	})
 }

@@ -265,3 +265,52 @@ func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int6
 		}
 	}
 }
+
+// rotateScript replaces the epoch (KEYS[1]) when it still holds ARGV[1],
+// with "<server unix ms>-<ARGV[2]>" (the form of [middleware.NewEpoch]),
+// advances the sequence number (KEYS[2]) and tells watchers (channel
+// ARGV[3]), atomically. Returns {epoch in force, sequence number}.
+var rotateScript = valkey.NewLuaScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  cur = string.format('%d-%s', ms, ARGV[2])
+  redis.call('SET', KEYS[1], cur)
+  local seq = redis.call('INCR', KEYS[2])
+  redis.call('PUBLISH', ARGV[3], seq .. ' epoch')
+  return {cur, seq}
+end
+return {cur or '', tonumber(redis.call('GET', KEYS[2]) or '0')}
+`)
+
+// RotateEpoch implements [middleware.EpochRotator] with one server-side
+// script: when the epoch still holds from, it is replaced by a new one made
+// on the server's clock, so every session issued under from fails closed on
+// every instance. The fences are kept. Like [Store.Bump], it returns once
+// this store's own cache can no longer serve the old epoch.
+func (s *Store) RotateEpoch(ctx context.Context, from string) (string, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	vals, err := rotateScript.Exec(ctx, s.client, []string{s.epochKey, s.seqKey},
+		[]string{from, randomHex(), s.channel}).ToArray()
+	if err != nil {
+		return "", unavailable("rotate the epoch", err)
+	}
+	if len(vals) != 2 {
+		return "", unavailable("rotate the epoch", fmt.Errorf("script returned %d values", len(vals)))
+	}
+	epoch, err1 := vals[0].ToString()
+	seq, err2 := vals[1].AsInt64()
+	if err := errors.Join(err1, err2); err != nil {
+		return "", unavailable("rotate the epoch", err)
+	}
+	if epoch == "" {
+		// The data is gone altogether: the next read makes a new epoch.
+		return s.Epoch(ctx)
+	}
+	if err := s.awaitOwnInvalidation(ctx, epoch, seq); err != nil {
+		return "", err
+	}
+	return epoch, nil
+}

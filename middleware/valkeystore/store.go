@@ -18,9 +18,10 @@ import (
 
 // The store offers every optional ability the middleware looks for.
 var (
-	_ middleware.Store   = (*Store)(nil)
-	_ middleware.Clock   = (*Store)(nil)
-	_ middleware.Watcher = (*Store)(nil)
+	_ middleware.Store        = (*Store)(nil)
+	_ middleware.Clock        = (*Store)(nil)
+	_ middleware.Watcher      = (*Store)(nil)
+	_ middleware.EpochRotator = (*Store)(nil)
 )
 
 // Defaults of [Config].
@@ -380,26 +381,28 @@ const keysOnStack = 8
 // epoch key is absent (the data was wiped) it is created, with a new
 // random value, and the fences are read again with it in one atomic step,
 // so a fence reset by a wipe is never returned under the old epoch.
-func (s *Store) Fences(ctx context.Context, scopes []middleware.Scope, dst []middleware.Fence) (string, error) {
+func (s *Store) Fences(ctx context.Context, scopes []middleware.Scope, dst []middleware.Fence) (middleware.Version, error) {
 	if len(dst) < len(scopes) {
-		return "", errShortDst
+		return middleware.Version{}, errShortDst
 	}
 	// All keys go into one buffer, converted to one string, and sliced:
 	// one allocation for every key, which valkey-go may keep as cache keys.
-	// The epoch key goes last.
+	// The epoch key and the sequence key go last.
 	var bufArr [512]byte
 	var endArr [keysOnStack]int
 	buf := bufArr[:0]
 	ends := endArr[:0]
 	for _, sc := range scopes {
 		if !sc.Valid() {
-			return "", fmt.Errorf("valkeystore: read %v: %w", sc, middleware.ErrInvalidScope)
+			return middleware.Version{}, fmt.Errorf("valkeystore: read %v: %w", sc, middleware.ErrInvalidScope)
 		}
 		buf = append(buf, s.fencePrefix...)
 		buf = middleware.AppendKey(buf, sc)
 		ends = append(ends, len(buf))
 	}
 	buf = append(buf, s.epochKey...)
+	ends = append(ends, len(buf))
+	buf = append(buf, s.seqKey...)
 	ends = append(ends, len(buf))
 	all := string(buf)
 	var keyArr [keysOnStack]string
@@ -420,23 +423,23 @@ func (s *Store) Fences(ctx context.Context, scopes []middleware.Scope, dst []mid
 	}
 	vals, err := s.client.DoCache(rctx, s.client.B().Mget().Key(keys...).Cache(), s.cacheTTL).ToArray()
 	if err != nil {
-		return "", unavailable("read fences", err)
+		return middleware.Version{}, unavailable("read fences", err)
 	}
 	if len(vals) != len(keys) {
-		return "", unavailable("read fences", fmt.Errorf("MGET of %d keys returned %d values", len(keys), len(vals)))
+		return middleware.Version{}, unavailable("read fences", fmt.Errorf("MGET of %d keys returned %d values", len(keys), len(vals)))
 	}
-	last := &vals[len(vals)-1]
+	epoch := &vals[len(vals)-2]
 	// res.IsCacheHit() cannot stand in for the re-check: valkey-go also
 	// reports a hit when some keys were waited for on another caller's
 	// in-flight fetch, which may have gone to the server after a wipe.
-	if !last.IsNil() && s.epochStill(rctx, last) {
+	if !epoch.IsNil() && s.epochStill(rctx, epoch) {
 		return s.decode(keys, vals, dst)
 	}
 	// The epoch is absent (the store is new or was wiped) or changed while
 	// we read. Off the hot path: read everything again from the server in
 	// one atomic step that also creates the epoch if needed.
 	if vals, err = s.snapshot(ctx, keys); err != nil {
-		return "", err
+		return middleware.Version{}, err
 	}
 	return s.decode(keys, vals, dst)
 }
@@ -463,13 +466,14 @@ func (s *Store) epochStill(ctx context.Context, first *valkey.ValkeyMessage) boo
 	return err == nil && now == was
 }
 
-// decode fills dst from the values of keys (epoch last) and returns the
-// epoch. Anything that does not parse fails closed.
-func (s *Store) decode(keys []string, vals []valkey.ValkeyMessage, dst []middleware.Fence) (string, error) {
+// decode fills dst from the values of keys (the epoch and the sequence
+// number last) and returns the version. Anything that does not parse fails
+// closed.
+func (s *Store) decode(keys []string, vals []valkey.ValkeyMessage, dst []middleware.Fence) (middleware.Version, error) {
 	if len(vals) != len(keys) {
-		return "", unavailable("read fences", fmt.Errorf("read of %d keys returned %d values", len(keys), len(vals)))
+		return middleware.Version{}, unavailable("read fences", fmt.Errorf("read of %d keys returned %d values", len(keys), len(vals)))
 	}
-	n := len(keys) - 1
+	n := len(keys) - 2
 	for i := range keys[:n] {
 		v := &vals[i]
 		if v.IsNil() {
@@ -478,19 +482,25 @@ func (s *Store) decode(keys []string, vals []valkey.ValkeyMessage, dst []middlew
 		}
 		text, err := v.ToString()
 		if err != nil {
-			return "", unavailable("read fences", err)
+			return middleware.Version{}, unavailable("read fences", err)
 		}
 		f, ok := middleware.DecodeFence(text)
 		if !ok {
-			return "", fmt.Errorf("valkeystore: fence %s holds a malformed value: %w", keys[i], middleware.ErrStoreUnavailable)
+			return middleware.Version{}, fmt.Errorf("valkeystore: fence %s holds a malformed value: %w", keys[i], middleware.ErrStoreUnavailable)
 		}
 		dst[i] = f
 	}
 	epoch, err := vals[n].ToString()
 	if err != nil || epoch == "" {
-		return "", fmt.Errorf("valkeystore: epoch %s holds a malformed value: %w", s.epochKey, middleware.ErrStoreUnavailable)
+		return middleware.Version{}, fmt.Errorf("valkeystore: epoch %s holds a malformed value: %w", s.epochKey, middleware.ErrStoreUnavailable)
 	}
-	return epoch, nil
+	var seq int64
+	if !vals[n+1].IsNil() {
+		if seq, err = vals[n+1].AsInt64(); err != nil || seq < 0 {
+			return middleware.Version{}, fmt.Errorf("valkeystore: sequence %s holds a malformed value: %w", s.seqKey, middleware.ErrStoreUnavailable)
+		}
+	}
+	return middleware.Version{Epoch: epoch, Seq: uint64(seq)}, nil
 }
 
 // snapshotScript sets the epoch (the second-to-last of KEYS) if it is
@@ -514,7 +524,7 @@ return redis.call('MGET', unpack(KEYS))
 
 // snapshot is the slow path of a read that found no epoch, or an epoch
 // that changed while it read. It returns the values of keys (fences, then
-// the epoch), read on the server.
+// the epoch and the sequence number), read on the server.
 //
 // The script may run on another of the client's connections than the one
 // whose cache serves Fences, so its answer can be newer than that cache.
@@ -524,7 +534,7 @@ return redis.call('MGET', unpack(KEYS))
 func (s *Store) snapshot(ctx context.Context, keys []string) ([]valkey.ValkeyMessage, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	all := append(slices.Clip(keys), s.seqKey)
+	all := keys
 	vals, err := snapshotScript.Exec(ctx, s.client, all, []string{randomHex()}).ToArray()
 	if err != nil {
 		return nil, unavailable("read fences and create epoch", err)
@@ -542,13 +552,14 @@ func (s *Store) snapshot(ctx context.Context, keys []string) ([]valkey.ValkeyMes
 			return nil, err
 		}
 	}
-	return vals[:len(keys)], nil
+	return vals, nil
 }
 
 // Epoch implements [middleware.Store]: it reads the epoch through the
 // client-side cache and creates it when absent.
 func (s *Store) Epoch(ctx context.Context) (string, error) {
-	return s.Fences(ctx, nil, nil)
+	v, err := s.Fences(ctx, nil, nil)
+	return v.Epoch, err
 }
 
 // Now implements [middleware.Clock] with the server's TIME, the clock that

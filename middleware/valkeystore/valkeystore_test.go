@@ -606,8 +606,8 @@ func TestWipeNeverPairsTheOldEpochWithResetFences(t *testing.T) {
 		var old string
 		eventually(t, 2*time.Second, "reader sees the bump", func() bool {
 			dst := make([]middleware.Fence, 2)
-			ep, err := e.b.Fences(t.Context(), scopes, dst)
-			old = ep
+			v, err := e.b.Fences(t.Context(), scopes, dst)
+			old = v.Epoch
 			return err == nil && dst[1].Gen >= 1
 		})
 		errs := make(chan error, 2)
@@ -621,7 +621,7 @@ func TestWipeNeverPairsTheOldEpochWithResetFences(t *testing.T) {
 						errs <- err
 						return
 					}
-					if ep != old {
+					if ep.Epoch != old {
 						errs <- nil
 						return
 					}

@@ -1,0 +1,98 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+// Rollback detection.
+//
+// A store restored from an older snapshot (or failed over to a replica that
+// had not received the last writes) keeps its epoch but has forgotten the
+// latest bumps: revoked sessions would pass again and nothing would say so.
+// Every bump advances the store's sequence number (Version.Seq), so such a
+// store answers with a smaller Seq than before. Two witnesses remember what
+// was seen:
+//
+//   - each guard keeps the highest Seq it has read under the current epoch
+//     (watermark below): every instance that served a request after a bump
+//     knows it happened;
+//   - each session cookie records the Seq of the read it was issued or last
+//     renewed under: even when every instance restarted with the store, the
+//     first returning user whose session is newer than the snapshot gives
+//     the loss away.
+//
+// Either way the guard fails closed and rotates the epoch, so every session
+// must log in again: that is the one answer that cannot let a revoked
+// session through, since which revocations were lost is unknowable.
+
+// watermark is the highest version a guard has read.
+type watermark struct {
+	epoch string
+	seq   uint64
+}
+
+// marks holds the guard's watermark. The hot path does one atomic load and
+// two comparisons; it writes only when Seq moved (a bump happened).
+type marks struct{ p atomic.Pointer[watermark] }
+
+// observe records v and reports whether it is older than what was already
+// seen under the same epoch, with the Seq that was seen.
+func (m *marks) observe(v Version) (regressed bool, seen uint64) {
+	for {
+		w := m.p.Load()
+		if w != nil && w.epoch == v.Epoch {
+			if v.Seq < w.seq {
+				return true, w.seq
+			}
+			if v.Seq == w.seq {
+				return false, 0
+			}
+		}
+		// A later Seq, or another epoch (a wipe or a rotation: sessions of
+		// the old one fail on the epoch check).
+		if m.p.CompareAndSwap(w, &watermark{epoch: v.Epoch, seq: v.Seq}) {
+			return false, 0
+		}
+	}
+}
+
+// errRotated marks a rollback the guard answered by rotating the epoch:
+// decisions become Revoked with ScopeEpoch rather than StoreUnavailable.
+var errRotated = errors.New("sessionfence: epoch rotated")
+
+// rollback handles a read that answered v although seen had been seen
+// under v.Epoch. It rotates the epoch when the store can, and returns an
+// error wrapping ErrStoreRolledBack: with errRotated when every session of
+// the old epoch is now refused, else also wrapping ErrStoreUnavailable
+// (fail closed until an operator acts).
+func (g *Guard) rollback(ctx context.Context, v Version, seen uint64) error {
+	g.log.ErrorContext(ctx, "sessionfence: the store answered older than already seen; acknowledged revocations may be lost, so every session must log in again",
+		"epoch", v.Epoch, "seq", v.Seq, "seen", seen)
+	r, ok := g.cfg.Store.(EpochRotator)
+	if !ok {
+		return fmt.Errorf("%w: %w: the store cannot rotate its epoch (seq %d < %d)", ErrStoreUnavailable, ErrStoreRolledBack, v.Seq, seen)
+	}
+	e, err := r.RotateEpoch(ctx, v.Epoch)
+	if err != nil {
+		if !errors.Is(err, ErrStoreUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		}
+		return fmt.Errorf("%w: rotating the epoch: %w", ErrStoreRolledBack, err)
+	}
+	g.log.ErrorContext(ctx, "sessionfence: store epoch rotated after a rollback", "old", v.Epoch, "new", e)
+	return fmt.Errorf("%w (seq %d < %d): %w", ErrStoreRolledBack, v.Seq, seen, errRotated)
+}
+
+// failed sets d to the decision for a read error: Revoked by the epoch when
+// a rollback rotated it, StoreUnavailable otherwise.
+func failed(d *Decision, err error) {
+	d.Cause = err
+	if errors.Is(err, errRotated) {
+		d.Kind, d.Scope = DecisionRevoked, Scope{Kind: ScopeEpoch}
+		return
+	}
+	d.Kind = DecisionStoreUnavailable
+}
