@@ -228,7 +228,7 @@ func New(cfg Config) (*Receiver, error) {
 		cfg.Now = gc.Now
 	}
 	r := &Receiver{
-		cfg: cfg, store: store, replay: replay, ttl: gc.IdPSessionTTL,
+		cfg: cfg, store: store, replay: replay, writer: cfg.Guard.Writer(),
 		log: cfg.Logger, now: cfg.Now, issuers: make(map[string]*issuer, len(cfg.Issuers)),
 	}
 	client := limitedClient(cfg.HTTPClient, maxDocumentBytes)

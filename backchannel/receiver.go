@@ -28,7 +28,7 @@ type Receiver struct {
 	cfg     Config
 	store   middleware.Store
 	replay  middleware.Replay
-	ttl     time.Duration // the guard's IdPSessionTTL
+	writer  *middleware.Writer
 	issuers map[string]*issuer
 	algs    []jose.SignatureAlgorithm // union of the issuers' allow-lists
 	log     *slog.Logger
@@ -244,14 +244,15 @@ func (r *Receiver) apply(ctx context.Context, e Event) (Result, error) {
 	}
 	scopes := r.scopes(e)
 	for _, sc := range scopes {
-		b := middleware.Bump{Kind: middleware.BumpRevoke, Policy: r.cfg.Policy, Reason: r.cfg.Reason}
-		if sc.Kind == middleware.ScopeIdPSession {
-			// The tombstone must outlive every token the provider may
-			// still issue for that sid; the guard's IdPSessionTTL says how
-			// long that is. A subject fence is kept for ever.
-			b.TTL = r.ttl
-		}
-		if _, err := r.store.Bump(ctx, sc, b); err != nil {
+		// Through the guard's fence writer, which applies the expiry rule
+		// (an IdP-session tombstone outlives every token the provider may
+		// still issue for that sid; a subject fence is kept for ever) and
+		// records the audit entry.
+		_, err := r.writer.Write(ctx, middleware.Change{
+			Scope: sc, Kind: middleware.BumpRevoke, Policy: r.cfg.Policy, Reason: r.cfg.Reason,
+			Actor: "backchannel:" + e.Issuer, Action: "backchannel_logout",
+		})
+		if err != nil {
 			if slot == replaySlots-1 {
 				// No slot is left for a retry: this revocation is lost
 				// unless an operator acts.

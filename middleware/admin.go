@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -91,14 +90,6 @@ type ActionResult struct {
 	Cookie *http.Cookie
 }
 
-// Errors returned by admin actions.
-var (
-	// ErrNoActor: an action without Action.Actor.
-	ErrNoActor = errors.New("sessionfence: an administrative action needs an actor")
-	// ErrKeepNotCovered: Action.Keep names a session the scope does not cover.
-	ErrKeepNotCovered = errors.New("sessionfence: the session to keep is not covered by the scope")
-)
-
 // TerminateAll signs out every session and bearer token (announced for
 // act.At when that is in the future), keeping act.Keep if set.
 func (a *Admin) TerminateAll(ctx context.Context, act Action) (ActionResult, error) {
@@ -124,103 +115,44 @@ func (a *Admin) TerminateSession(ctx context.Context, sessionID string, act Acti
 // Terminate bumps the fence of scope now, or announces it for act.At.
 // Nothing changes on error.
 func (a *Admin) Terminate(ctx context.Context, scope Scope, act Action) (ActionResult, error) {
-	if err := a.check(scope, act); err != nil {
-		return ActionResult{}, err
-	}
-	b := Bump{Kind: BumpRevoke, Policy: act.Policy, Reason: act.Reason, TTL: a.ttl(scope)}
-	action := terminateVerb(scope)
+	c := a.change(scope, act, BumpRevoke)
 	if !act.At.IsZero() {
-		b.Kind, b.At, action = BumpAnnounce, act.At, "announce"
+		c.Kind, c.At = BumpAnnounce, act.At
+	} else {
+		c.Then = func(ctx context.Context, _ Fence) []string { return a.revokeTokens(ctx, scope) }
 	}
-	affected := a.count(ctx, scope)
-	f, err := a.bump(ctx, scope, b)
-	if err != nil {
-		return ActionResult{}, fmt.Errorf("sessionfence: %s %s: %w", action, scope, err)
-	}
-	res := ActionResult{Fence: f}
-	if act.Keep != nil {
-		// The caller's cookie is re-issued from the bump's own result, in
-		// the same step, so the caller is never locked out by their own
-		// action. For an announcement it records the generation that will
-		// be in force after the effective time (see Guard.judge).
-		keep := *act.Keep
-		gen := f.Gen
-		if b.Kind == BumpAnnounce {
-			gen = f.Reserved
-		}
-		keep.gens[int(scope.Kind)-1] = gen
-		res.Cookie = a.g.cookie(&keep)
-		if affected > 0 {
-			affected--
-		}
-	}
-	entry := AuditEntry{
-		Actor: act.Actor, Action: action, Scope: scope.String(), Reason: act.Reason,
-		Policy: act.Policy.String(), Generation: f.Gen, Affected: affected,
-		RequestID: act.RequestID, ClientIP: act.ClientIP,
-	}
-	if b.Kind == BumpAnnounce {
-		at := act.At.UTC()
-		entry.EffectiveAt = &at
-	}
-	if act.Keep != nil {
-		entry.KeptSession = act.Keep.ID
-	}
-	if b.Kind == BumpRevoke {
-		entry.Notes = a.revokeTokens(ctx, scope)
-		if scope.Kind == ScopeSession && a.reg != nil {
-			// Best effort: the registry is advisory.
-			if err := a.reg.ForgetSession(ctx, SessionInfo{ID: scope.ID}); err != nil {
-				a.log.WarnContext(ctx, "sessionfence: session registry update failed", "session", scope.ID, "cause", err.Error())
-			}
-		}
-	}
-	res.Entry = a.record(ctx, entry)
-	return res, nil
+	return a.write(ctx, c)
 }
 
 // Cancel withdraws an announced termination of scope before its time.
-// It fails with [ErrNothingPending] when none is pending.
+// It fails with [ErrNothingPending] when none is pending. A caller kept
+// through the announcement (act.Keep) gets a cookie for the fence as it
+// now stands.
 func (a *Admin) Cancel(ctx context.Context, scope Scope, act Action) (ActionResult, error) {
-	if err := a.check(scope, act); err != nil {
-		return ActionResult{}, err
-	}
-	f, err := a.bump(ctx, scope, Bump{Kind: BumpCancel, Reason: act.Reason, TTL: a.ttl(scope)})
-	if err != nil {
-		return ActionResult{}, fmt.Errorf("sessionfence: cancel %s: %w", scope, err)
-	}
-	res := ActionResult{Fence: f}
-	if act.Keep != nil && act.Keep.gens[int(scope.Kind)-1] != f.Gen {
-		// A caller kept through the announcement recorded the generation
-		// that will now never come: bring them back to the current one.
-		keep := *act.Keep
-		keep.gens[int(scope.Kind)-1] = f.Gen
-		res.Cookie = a.g.cookie(&keep)
-	}
-	res.Entry = a.record(ctx, AuditEntry{
-		Actor: act.Actor, Action: "cancel", Scope: scope.String(), Reason: act.Reason,
-		Generation: f.Gen, Affected: -1, RequestID: act.RequestID, ClientIP: act.ClientIP,
-	})
-	return res, nil
+	return a.write(ctx, a.change(scope, act, BumpCancel))
 }
 
 // Reload moves the reload generation of scope: no one is signed out, but
 // the next request of every covered session runs Config.OnReload and gets
 // a re-issued cookie. This is how a permission change takes effect now.
 func (a *Admin) Reload(ctx context.Context, scope Scope, act Action) (ActionResult, error) {
-	if err := a.check(scope, act); err != nil {
+	act.Keep = nil
+	return a.write(ctx, a.change(scope, act, BumpReload))
+}
+
+func (a *Admin) change(scope Scope, act Action, kind BumpKind) Change {
+	return Change{
+		Scope: scope, Kind: kind, Policy: act.Policy, Reason: act.Reason, Actor: act.Actor,
+		Keep: act.Keep, RequestID: act.RequestID, ClientIP: act.ClientIP,
+	}
+}
+
+func (a *Admin) write(ctx context.Context, c Change) (ActionResult, error) {
+	w, err := a.g.Writer().Write(ctx, c)
+	if err != nil {
 		return ActionResult{}, err
 	}
-	f, err := a.bump(ctx, scope, Bump{Kind: BumpReload, Reason: act.Reason, TTL: a.ttl(scope)})
-	if err != nil {
-		return ActionResult{}, fmt.Errorf("sessionfence: reload %s: %w", scope, err)
-	}
-	res := ActionResult{Fence: f}
-	res.Entry = a.record(ctx, AuditEntry{
-		Actor: act.Actor, Action: "reload", Scope: scope.String(), Reason: act.Reason,
-		Generation: f.Gen, Affected: a.count(ctx, scope), RequestID: act.RequestID, ClientIP: act.ClientIP,
-	})
-	return res, nil
+	return ActionResult{Entry: w.Entry, Fence: w.Fence, Cookie: w.Cookie}, nil
 }
 
 // Fences returns the current fences of scopes and the store epoch.
@@ -253,63 +185,8 @@ func (a *Admin) Sessions(ctx context.Context, issuer, subject string) ([]Session
 	return a.reg.Sessions(ctx, issuer, subject)
 }
 
-// Record appends an audit entry for an action taken outside Admin (a
-// back-channel logout, a user's own logout) and logs it.
-func (a *Admin) Record(ctx context.Context, e AuditEntry) AuditEntry { return a.record(ctx, e) }
-
 // ErrNotSupported: the store lacks the optional ability an operation needs.
 var ErrNotSupported = errors.New("sessionfence: the store does not support this operation")
-
-func (a *Admin) check(scope Scope, act Action) error {
-	if strings.TrimSpace(act.Actor) == "" {
-		return ErrNoActor
-	}
-	if !scope.Valid() {
-		return fmt.Errorf("%w: %v", ErrInvalidScope, scope)
-	}
-	if act.Policy > PolicyMFA {
-		return fmt.Errorf("%w: unknown policy", ErrInvalidBump)
-	}
-	if act.Keep != nil && !covers(scope, act.Keep) {
-		return ErrKeepNotCovered
-	}
-	return nil
-}
-
-// covers reports whether scope applies to session s.
-func covers(scope Scope, s *Session) bool {
-	var ss [numScopes]Scope
-	s.scopes(&ss)
-	i := int(scope.Kind) - 1
-	return i >= 0 && i < numScopes && ss[i] == scope
-}
-
-// ttl gives fences that only matter while sessions they cover can live a
-// lifetime: session fences the absolute lifetime (plus a margin), IdP
-// session tombstones Config.IdPSessionTTL; the others are kept for ever.
-func (a *Admin) ttl(scope Scope) time.Duration {
-	switch scope.Kind {
-	case ScopeSession:
-		return a.g.cfg.AbsoluteLifetime + time.Hour
-	case ScopeIdPSession:
-		return a.g.cfg.IdPSessionTTL
-	}
-	return 0
-}
-
-func (a *Admin) count(ctx context.Context, scope Scope) int {
-	if a.reg == nil {
-		return -1
-	}
-	n, ok, err := a.reg.CountSessions(ctx, scope)
-	if err != nil || !ok {
-		if scope.Kind == ScopeSession {
-			return 1
-		}
-		return -1
-	}
-	return n
-}
 
 // revokeTokens asks the TokenRevoker to revoke refresh tokens of the
 // sessions a revocation ended, when they can be listed (one user or one
@@ -348,58 +225,4 @@ func (a *Admin) revokeTokens(ctx context.Context, scope Scope) []string {
 		return []string{fmt.Sprintf("revoked %d of %d refresh tokens at the provider; failures: %v", n, len(ids), err)}
 	}
 	return []string{fmt.Sprintf("revoked %d refresh tokens at the provider", n)}
-}
-
-func (a *Admin) record(ctx context.Context, e AuditEntry) AuditEntry {
-	if e.Time.IsZero() {
-		e.Time = a.g.now().UTC()
-	}
-	if a.audit != nil {
-		stored, err := a.audit.AppendAudit(ctx, e)
-		if err != nil {
-			e.Notes = append(e.Notes, "audit log write failed: "+err.Error())
-			a.log.ErrorContext(ctx, "sessionfence: audit log write failed", "action", e.Action, "scope", e.Scope, "cause", err.Error())
-		} else {
-			e = stored
-		}
-	}
-	attrs := []slog.Attr{
-		slog.String("actor", e.Actor), slog.String("action", e.Action), slog.String("scope", e.Scope),
-		slog.String("reason", e.Reason), slog.String("policy", e.Policy), slog.Uint64("generation", e.Generation),
-		slog.Int("affected", e.Affected),
-	}
-	if e.EffectiveAt != nil {
-		attrs = append(attrs, slog.Time("effective_at", *e.EffectiveAt))
-	}
-	if e.RequestID != "" {
-		attrs = append(attrs, slog.String("request_id", e.RequestID))
-	}
-	a.log.LogAttrs(ctx, slog.LevelWarn, "sessionfence: administrative action", attrs...)
-	return e
-}
-
-// bump applies b through the store and reports it to the observer.
-func (a *Admin) bump(ctx context.Context, scope Scope, b Bump) (Fence, error) {
-	o := a.g.cfg.Observer
-	start := observeStart(o)
-	f, err := a.store.Bump(ctx, scope, b)
-	observeStore(o, StoreOpBump, start, err)
-	if err == nil {
-		observeBump(o, b.Kind, scope.Kind)
-	}
-	return f, err
-}
-
-func terminateVerb(scope Scope) string {
-	switch scope.Kind {
-	case ScopeGlobal:
-		return "terminate_all"
-	case ScopeTenant:
-		return "terminate_tenant"
-	case ScopeSubject:
-		return "terminate_user"
-	case ScopeIdPSession:
-		return "terminate_idp_session"
-	}
-	return "terminate_session"
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"time"
 )
 
 type clientInfoKey struct{}
@@ -79,24 +78,22 @@ func (g *Guard) forget(ctx context.Context, s *Session) {
 	}
 }
 
-// EndSession ends one session for good, as a user's own logout does: it
-// bumps the session's own fence (kept as long as any copy of the cookie
-// can live) so every instance refuses it, and drops it from the session
-// registry. The oidc package's logout handler calls it. Errors wrap
-// [ErrStoreUnavailable]; the session is then not ended.
+// EndSession ends one session for good, as a user's own logout does:
+// through the guard's [Writer] it bumps the session's own fence (kept as
+// long as any copy of the cookie can live) so every instance refuses it,
+// drops it from the session registry and records a "logout" audit entry
+// with the user as the actor. The oidc package's logout handler calls it.
+// Errors wrap [ErrStoreUnavailable]; the session is then not ended.
 func (g *Guard) EndSession(ctx context.Context, s *Session, reason string) error {
 	if s == nil || s.ID == "" {
 		return ErrInvalidScope
 	}
-	start := observeStart(g.cfg.Observer)
-	_, err := g.cfg.Store.Bump(ctx, SessionScope(s.ID), Bump{
-		Kind: BumpRevoke, Reason: reason, TTL: g.cfg.AbsoluteLifetime + time.Hour,
-	})
-	observeStore(g.cfg.Observer, StoreOpBump, start, err)
-	if err != nil {
-		return err
+	actor := s.Subject
+	if s.Issuer != "" {
+		actor = s.Issuer + "|" + s.Subject
 	}
-	observeBump(g.cfg.Observer, BumpRevoke, ScopeSession)
-	g.forget(ctx, s)
-	return nil
+	_, err := g.writer.Write(ctx, Change{
+		Scope: SessionScope(s.ID), Kind: BumpRevoke, Reason: reason, Actor: actor, Action: "logout",
+	})
+	return err
 }

@@ -140,6 +140,9 @@ type Guard struct {
 	stale   *staleCache
 	marks   marks
 
+	writer    *Writer
+	lifetimes lifetimeMark
+
 	hubMu         sync.Mutex
 	hub           *hub
 	hubSubscribed bool
@@ -219,6 +222,11 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.StaleFor > 0 {
 		g.stale = newStaleCache(cfg.StaleFor)
 	}
+	g.writer, _ = NewWriter(WriterConfig{
+		Store: cfg.Store, Observer: cfg.Observer, Logger: cfg.Logger, Now: cfg.Now,
+		Lifetimes: Lifetimes{Session: cfg.AbsoluteLifetime, IdPSession: cfg.IdPSessionTTL},
+	})
+	g.writer.guard = g
 	return g, nil
 }
 
@@ -494,6 +502,9 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 		if sp.Kind != 0 {
 			list, idx = append(list, sp), append(idx, i)
 		}
+	}
+	if err := g.recordLifetimes(ctx); err != nil {
+		return nil, nil, err
 	}
 	fences := make([]Fence, len(list))
 	var d Decision

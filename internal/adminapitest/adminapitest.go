@@ -452,7 +452,7 @@ func runActions(t *testing.T, mount Mount) {
 		res, rec := e.act(t, e.root, "cancel", `{"scope":"global","reason":"false alarm"}`)
 		e.check(t, res, rec, expect{root: 200, alice: 200, bob: 200, kept: true, entry: middleware.AuditEntry{
 			Actor: Issuer + "|root", Action: "cancel", Scope: "global", Reason: "false alarm",
-			Generation: 0, Affected: -1, RequestID: "req-cancel", ClientIP: "192.0.2.1",
+			Generation: 0, Affected: -1, RequestID: "req-cancel", ClientIP: "192.0.2.1", KeptSession: e.root.s.ID,
 		}})
 		e.clock.Advance(time.Hour)
 		for _, u := range []*user{e.root, e.alice, e.bob} {

@@ -13,10 +13,11 @@ import (
 
 // The store offers every optional ability the middleware looks for.
 var (
-	_ middleware.Store        = (*Store)(nil)
-	_ middleware.Clock        = (*Store)(nil)
-	_ middleware.Watcher      = (*Store)(nil)
-	_ middleware.EpochRotator = (*Store)(nil)
+	_ middleware.Store            = (*Store)(nil)
+	_ middleware.Clock            = (*Store)(nil)
+	_ middleware.Watcher          = (*Store)(nil)
+	_ middleware.EpochRotator     = (*Store)(nil)
+	_ middleware.LifetimeRecorder = (*Store)(nil)
 )
 
 // Config configures a [Store]. The zero value is ready to use.
@@ -51,6 +52,7 @@ type Store struct {
 	fences map[middleware.Scope]entry
 	epoch  string
 	seq    uint64 // bumps applied under epoch
+	life   middleware.Lifetimes
 
 	wmu      sync.Mutex
 	watchers []*watch
@@ -215,6 +217,7 @@ func (s *Store) Wipe() {
 	s.fences = make(map[middleware.Scope]entry)
 	s.epoch = middleware.NewEpoch(s.now())
 	s.seq = 0
+	s.life = middleware.Lifetimes{}
 	s.mu.Unlock()
 	s.kv.wipe()
 	s.audit.wipe()
@@ -239,6 +242,16 @@ func (s *Store) RotateEpoch(_ context.Context, from string) (string, error) {
 		s.notify()
 	}
 	return e, nil
+}
+
+// RaiseLifetimes implements [middleware.LifetimeRecorder]: it keeps, for
+// each field, the longest lifetime ever recorded (until [Store.Wipe]).
+func (s *Store) RaiseLifetimes(_ context.Context, l middleware.Lifetimes) (middleware.Lifetimes, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.life.Session = max(s.life.Session, l.Session)
+	s.life.IdPSession = max(s.life.IdPSession, l.IdPSession)
+	return s.life, nil
 }
 
 // snapshot copies the fences and the version, and returns a function that

@@ -109,6 +109,7 @@ var cases = []testCase{
 	{"a reader never sees a generation go back while bumps run", testMonotonicReads},
 	{"every bump advances the sequence number of the version", testSeqAdvances},
 	{"rotating the epoch replaces it only while it is still the one given", testRotateEpoch},
+	{"recorded lifetimes only ever grow and are shared by every client", testLifetimes},
 	{"reload moves independently of the generation", testReload},
 	{"announce in the future keeps the generation and sets the pending time", testAnnounce},
 	{"cancel clears a pending announcement", testCancel},
@@ -1000,4 +1001,34 @@ func testRotateEpoch(t *testing.T, s *suite) {
 		v, err := s.second().Fences(t.Context(), nil, nil)
 		return err == nil && v.Epoch == next
 	})
+}
+
+func testLifetimes(t *testing.T, s *suite) {
+	if _, ok := s.h.Store.(middleware.LifetimeRecorder); !ok {
+		t.Skip("the store does not implement middleware.LifetimeRecorder")
+	}
+	raise := func(st middleware.Store, l middleware.Lifetimes) middleware.Lifetimes {
+		t.Helper()
+		got, err := st.(middleware.LifetimeRecorder).RaiseLifetimes(t.Context(), l)
+		if err != nil {
+			t.Fatalf("RaiseLifetimes(%+v): %v", l, err)
+		}
+		return got
+	}
+	if got := raise(s.h.Store, middleware.Lifetimes{}); got != (middleware.Lifetimes{}) {
+		t.Fatalf("new store records %+v, want nothing", got)
+	}
+	want := middleware.Lifetimes{Session: 48 * time.Hour, IdPSession: 30 * 24 * time.Hour}
+	if got := raise(s.h.Store, want); got != want {
+		t.Fatalf("after raising: %+v, want %+v", got, want)
+	}
+	// A guard with shorter lifetimes never lowers what another recorded;
+	// a longer one raises its own field only.
+	if got := raise(s.second(), middleware.Lifetimes{Session: time.Hour, IdPSession: 60 * 24 * time.Hour}); got.Session != want.Session || got.IdPSession != 60*24*time.Hour {
+		t.Fatalf("after a mixed raise: %+v", got)
+	}
+	// Sub-millisecond parts round up, never down.
+	if got := raise(s.h.Store, middleware.Lifetimes{Session: 48*time.Hour + time.Microsecond}); got.Session < 48*time.Hour+time.Microsecond {
+		t.Fatalf("recorded %v for 48h+1µs", got.Session)
+	}
 }

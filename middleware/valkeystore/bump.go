@@ -314,3 +314,48 @@ func (s *Store) RotateEpoch(ctx context.Context, from string) (string, error) {
 	}
 	return epoch, nil
 }
+
+// lifetimesScript raises the recorded lifetimes (a hash at KEYS[1] with
+// fields "session" and "idp_session", milliseconds) to at least ARGV[1]
+// and ARGV[2], and returns both as recorded afterwards.
+var lifetimesScript = valkey.NewLuaScript(`
+local out = {}
+for i, f in ipairs({'session', 'idp_session'}) do
+  local want = tonumber(ARGV[i])
+  local cur = tonumber(redis.call('HGET', KEYS[1], f) or '0') or 0
+  if want > cur then
+    redis.call('HSET', KEYS[1], f, want)
+    cur = want
+  end
+  out[i] = cur
+end
+return out
+`)
+
+// RaiseLifetimes implements [middleware.LifetimeRecorder] with one
+// server-side script over the key "<prefix>lifetimes": each lifetime only
+// ever grows, whichever instance records it. The key has no expiry; a wipe
+// removes it with everything else, and fence writers then keep session
+// fences for ever until a guard records its lifetimes again.
+func (s *Store) RaiseLifetimes(ctx context.Context, l middleware.Lifetimes) (middleware.Lifetimes, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	vals, err := lifetimesScript.Exec(ctx, s.client, []string{s.lifeKey},
+		[]string{ceilMs(l.Session), ceilMs(l.IdPSession)}).AsIntSlice()
+	if err != nil {
+		return middleware.Lifetimes{}, unavailable("record lifetimes", err)
+	}
+	if len(vals) != 2 || vals[0] < 0 || vals[1] < 0 {
+		return middleware.Lifetimes{}, unavailable("record lifetimes", fmt.Errorf("script returned %v", vals))
+	}
+	return middleware.Lifetimes{
+		Session:    time.Duration(vals[0]) * time.Millisecond,
+		IdPSession: time.Duration(vals[1]) * time.Millisecond,
+	}, nil
+}
+
+// ceilMs formats d in whole milliseconds, rounded up: a recorded lifetime
+// must never be shorter than the real one.
+func ceilMs(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)
+}

@@ -18,10 +18,11 @@ import (
 
 // The store offers every optional ability the middleware looks for.
 var (
-	_ middleware.Store        = (*Store)(nil)
-	_ middleware.Clock        = (*Store)(nil)
-	_ middleware.Watcher      = (*Store)(nil)
-	_ middleware.EpochRotator = (*Store)(nil)
+	_ middleware.Store            = (*Store)(nil)
+	_ middleware.Clock            = (*Store)(nil)
+	_ middleware.Watcher          = (*Store)(nil)
+	_ middleware.EpochRotator     = (*Store)(nil)
+	_ middleware.LifetimeRecorder = (*Store)(nil)
 )
 
 // Defaults of [Config].
@@ -102,6 +103,7 @@ type Store struct {
 
 	epochKey    string // <prefix>epoch
 	seqKey      string // <prefix>seq
+	lifeKey     string // <prefix>lifetimes
 	fencePrefix string // <prefix>f:
 	channel     string // <prefix>changed
 
@@ -172,6 +174,7 @@ func New(client valkey.Client, cfg Config) (*Store, error) {
 		timeout:     cfg.Timeout,
 		epochKey:    cfg.Prefix + "epoch",
 		seqKey:      cfg.Prefix + "seq",
+		lifeKey:     cfg.Prefix + "lifetimes",
 		fencePrefix: cfg.Prefix + "f:",
 		channel:     cfg.Prefix + "changed",
 
