@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"github.com/sessionfence/sessionfence/middleware"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
@@ -26,8 +27,10 @@ func ExampleGuard_Issue() {
 	}
 	fmt.Println(guard.Check(ctx, cookie.Value).Kind)
 
-	_, _ = store.Bump(ctx, middleware.SubjectScope("https://idp.example", "alice"),
-		middleware.Bump{Kind: middleware.BumpRevoke, Policy: middleware.PolicyMFA, Reason: "lost laptop"})
+	_, _ = guard.Writer().Write(ctx, middleware.Change{
+		Scope: middleware.SubjectScope("https://idp.example", "alice"), Kind: middleware.BumpRevoke,
+		Policy: middleware.PolicyMFA, Reason: "lost laptop", Actor: "ops:bob",
+	})
 	d := guard.Check(ctx, cookie.Value)
 	fmt.Println(d.Kind, d.Scope.Kind, d.Policy)
 	// Output:
@@ -55,10 +58,33 @@ func ExampleGuard_Refusal() {
 // An announced termination lets requests through until its time, with a
 // notice the application can show.
 func ExampleFence_EffectiveGen() {
-	f := middleware.Fence{Gen: 4}
-	now := f.PendingAt
-	fmt.Println(f.EffectiveGen(now))
-	// Output: 4
+	at := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	// Generation 4 in force; an announcement reserved 5 for 18:00.
+	f := middleware.Fence{Gen: 4, Reserved: 5, PendingAt: at}
+	fmt.Println(f.EffectiveGen(at.Add(-time.Minute)), f.Admits(4, at.Add(-time.Minute)), f.Admits(5, at.Add(-time.Minute)))
+	fmt.Println(f.EffectiveGen(at), f.Admits(4, at), f.Admits(5, at))
+	// Output:
+	// 4 true true
+	// 5 false true
+}
+
+// Every fence change goes through the guard's writer, which gives the
+// fence its expiry, records the audit entry and reports the metric.
+func ExampleWriter_Write() {
+	ctx := context.Background()
+	store := memstore.New(memstore.Config{})
+	guard, _ := middleware.New(middleware.Config{Store: store, Keys: [][]byte{middleware.GenerateKey()}})
+	issuer, sub := "https://idp.example", "alice"
+
+	w, err := guard.Writer().Write(ctx, middleware.Change{
+		Scope: middleware.SubjectScope(issuer, sub), Kind: middleware.BumpRevoke,
+		Policy: middleware.PolicyMFA, Reason: "lost laptop", Actor: "ops:alice",
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(w.Fence.Gen, w.Entry.Action, w.Entry.Actor, w.Entry.Policy)
+	// Output: 1 terminate_user ops:alice mfa
 }
 
 // An administrator signs everyone out but keeps their own session: the

@@ -6,8 +6,7 @@ import (
 )
 
 // Observer receives counts and timings for metrics: one call per decision,
-// per fence change made through the guard's store by [Admin], and per
-// store operation. The core stays dependency-free; metrics/prom implements
+// per fence change made through a [Writer], and per store operation. The core stays dependency-free; metrics/prom implements
 // it on Prometheus' client library, and any other system can be plugged in
 // the same way.
 //

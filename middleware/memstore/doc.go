@@ -6,9 +6,11 @@
 // Happy path:
 //
 //	store := memstore.New(memstore.Config{})
-//	_, err := store.Bump(ctx, middleware.GlobalScope(), middleware.Bump{Kind: middleware.BumpRevoke})
-//	dst := make([]middleware.Fence, len(scopes))
-//	epoch, err := store.Fences(ctx, scopes, dst) // no allocation, no I/O
+//	guard, err := middleware.New(middleware.Config{Store: store, Keys: keys})
+//	// Fence changes go through the guard's writer (expiry, audit, metrics):
+//	_, err = guard.Writer().Write(ctx, middleware.Change{
+//		Scope: middleware.GlobalScope(), Kind: middleware.BumpRevoke, Actor: "ops",
+//	})
 //
 // Tests inject a clock with [Config].Now and move it themselves; fence TTLs
 // and announced terminations are judged against that clock.
