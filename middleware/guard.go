@@ -118,6 +118,14 @@ type Renewer interface {
 	// Renew may update s (ACR, Data) but must not change its identity. An
 	// error wrapping [ErrRenewalRefused] ends the session; any other error
 	// leaves it expired-but-renewable (the provider may be down).
+	//
+	// Renew may take seconds, and the session's fences were read before
+	// it started. The guard therefore judges the session again, reading
+	// the store, after Renew returns: a termination acknowledged while
+	// Renew ran refuses the request. A Renew that persists something it
+	// obtained (a rotated refresh token) should likewise call
+	// [Guard.CheckSession] after the slow step and before persisting, and
+	// persist nothing unless the session is still allowed.
 	Renew(ctx context.Context, s *Session) error
 }
 
@@ -264,6 +272,34 @@ func (g *Guard) Check(ctx context.Context, value string) Decision {
 	if err := s.decodePayload(pt); err != nil {
 		return Decision{Kind: DecisionInvalid, Cause: err}
 	}
+	return g.decide(ctx, s, sc)
+}
+
+// CheckSession decides for a session already opened (one from
+// [FromContext], a [Decision], or a [Renewer]'s argument) as [Guard.Check]
+// does for a cookie: the absolute lifetime first, then one batched read of
+// the session's fences and the store epoch, compared with what the session
+// recorded. It reads the store every time: use it to ask "is this session
+// still good now?" after a slow step, such as a provider's answer to a
+// renewal, before acting on that step's result. It does not renew, reload,
+// log or report to the Observer; the returned Decision carries a copy of s.
+//
+// Fails closed like Check: an unreadable store gives
+// DecisionStoreUnavailable (unless bounded staleness answers). A nil s
+// gives DecisionNoSession. Safe for concurrent use.
+func (g *Guard) CheckSession(ctx context.Context, s *Session) Decision {
+	if s == nil {
+		return Decision{Kind: DecisionNoSession}
+	}
+	sc := g.scratch.Get().(*scratch)
+	defer g.scratch.Put(sc)
+	cp := *s
+	return g.decide(ctx, &cp, sc)
+}
+
+// decide applies the absolute lifetime, then judges s against the store.
+// s becomes the Decision's Session.
+func (g *Guard) decide(ctx context.Context, s *Session, sc *scratch) Decision {
 	now := g.now()
 	if !now.Before(s.AbsoluteExpiry) {
 		return Decision{Kind: DecisionSessionExpired, Session: s, Cause: ErrCookieExpired}

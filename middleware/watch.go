@@ -31,7 +31,7 @@ func (g *Guard) Watch(ctx context.Context, s *Session) <-chan Decision {
 			// Take the signal before checking, so a change that lands
 			// during the check is not missed.
 			changed := hub.signal()
-			d := g.recheck(ctx, s)
+			d := g.CheckSession(ctx, s)
 			if ctx.Err() != nil {
 				return
 			}
@@ -63,17 +63,6 @@ func (g *Guard) Watch(ctx context.Context, s *Session) <-chan Decision {
 		}
 	}()
 	return out
-}
-
-func (g *Guard) recheck(ctx context.Context, s *Session) Decision {
-	now := g.now()
-	if !now.Before(s.AbsoluteExpiry) {
-		return Decision{Kind: DecisionSessionExpired, Session: s, Cause: ErrCookieExpired}
-	}
-	sc := g.scratch.Get().(*scratch)
-	defer g.scratch.Put(sc)
-	cp := *s
-	return g.judge(ctx, &cp, now, sc)
 }
 
 // hub fans one store subscription out to every watcher: a change closes
