@@ -143,9 +143,10 @@ type Guard struct {
 	now    func() time.Time
 	name   string
 
-	scratch sync.Pool // *scratch
-	renew   renewGroup
-	stale   *staleCache
+	scratch   sync.Pool // *scratch
+	renew     renewGroup
+	stale     *staleCache
+	forgotten forgetSet
 
 	hubMu         sync.Mutex
 	hub           *hub
@@ -223,6 +224,7 @@ func New(cfg Config) (*Guard, error) {
 	g := &Guard{cfg: cfg, sealer: sealer, log: cfg.Logger, now: cfg.Now, name: cfg.CookieName}
 	g.scratch.New = func() any { return new(scratch) }
 	g.renew.done = make(map[string]*renewCall)
+	g.forgotten.half = forgetBound / 2
 	if cfg.StaleFor > 0 {
 		g.stale = newStaleCache(cfg.StaleFor)
 	}
