@@ -14,15 +14,34 @@ import (
 
 // countingRegistry is the in-process store with its Registry ability
 // (found by the guard through a type assertion), counting the writes that
-// drop a session.
+// record and drop a session.
 type countingRegistry struct {
 	*memstore.Store
-	forgets atomic.Int32
+	tracks, forgets atomic.Int32
+}
+
+func (c *countingRegistry) TrackSession(ctx context.Context, s middleware.SessionInfo) error {
+	c.tracks.Add(1)
+	return c.Store.TrackSession(ctx, s)
 }
 
 func (c *countingRegistry) ForgetSession(ctx context.Context, s middleware.SessionInfo) error {
 	c.forgets.Add(1)
 	return c.Store.ForgetSession(ctx, s)
+}
+
+// newCountingGuard returns a guard over a countingRegistry, on the test
+// clock.
+func newCountingGuard(t *testing.T) (*middleware.Guard, *countingRegistry) {
+	t.Helper()
+	c := newClock()
+	reg := &countingRegistry{Store: memstore.New(memstore.Config{Now: c.Now})}
+	g, err := middleware.New(middleware.Config{Store: reg, Keys: [][]byte{key(1)}, Now: c.Now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, reg
 }
 
 // A refused authentic cookie replayed at an attacker's rate must not drive
@@ -46,13 +65,7 @@ func TestReplayedRefusedCookieForgetsItsSessionOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClock()
-			reg := &countingRegistry{Store: memstore.New(memstore.Config{Now: c.Now})}
-			g, err := middleware.New(middleware.Config{Store: reg, Keys: [][]byte{key(1)}, Now: c.Now,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
+			g, reg := newCountingGuard(t)
 			s, ck, err := g.Issue(context.Background(), alice)
 			if err != nil {
 				t.Fatal(err)

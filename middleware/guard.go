@@ -142,6 +142,9 @@ type Guard struct {
 	log    *slog.Logger
 	now    func() time.Time
 	name   string
+	// maxValue is the longest cookie value issued: browsers keep a
+	// cookie whose name and value together fit in MaxCookieLen bytes.
+	maxValue int
 
 	scratch   sync.Pool // *scratch
 	renew     renewGroup
@@ -221,7 +224,8 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Guard{cfg: cfg, sealer: sealer, log: cfg.Logger, now: cfg.Now, name: cfg.CookieName}
+	g := &Guard{cfg: cfg, sealer: sealer, log: cfg.Logger, now: cfg.Now, name: cfg.CookieName,
+		maxValue: MaxCookieLen - len(cfg.CookieName)}
 	g.scratch.New = func() any { return new(scratch) }
 	g.renew.done = make(map[string]*renewCall)
 	g.forgotten.half = forgetBound / 2
@@ -480,9 +484,15 @@ func (g *Guard) reload(ctx context.Context, d Decision) Decision {
 		}
 	}
 	s.reloads = d.reloads
+	ck, err := g.sessionCookie(&s)
+	if err != nil {
+		// The hook made the session too large to seal: end it here (the
+		// cookie is cleared) instead of issuing one no request can use.
+		return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: fmt.Errorf("sessionfence: reloaded session: %w", err)}
+	}
 	d.Session = &s
 	d.Reload = false
-	d.Cookie = g.cookie(&s)
+	d.Cookie = ck
 	g.log.InfoContext(ctx, "sessionfence: session reloaded", "session", s.ID, "sub", s.Subject)
 	return d
 }
@@ -494,8 +504,10 @@ func (g *Guard) reload(ctx context.Context, d Decision) Decision {
 // session with its cookie. Applications with their own login call it
 // directly; the oidc package calls it from its callback.
 //
-// Errors: [*RevokedError], [*ReauthRequiredError], or one wrapping
-// [ErrStoreUnavailable]. No state changes on error.
+// Errors: [*RevokedError], [*ReauthRequiredError], [*CookieTooLargeError]
+// (a claim, or the claims together, too large for a cookie the guard could
+// open again), or one wrapping [ErrStoreUnavailable]. No state changes on
+// error: the session is not tracked in the registry.
 func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, error) {
 	if c.Subject == "" {
 		return nil, nil, errors.New("sessionfence: Claims.Subject is empty")
@@ -509,6 +521,9 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 	}
 	if strings.ContainsAny(s.amr, "\t\n\r") {
 		return nil, nil, errors.New("sessionfence: amr values must not contain white space")
+	}
+	if err := s.checkFields(); err != nil {
+		return nil, nil, err // before reading the store: no fence makes it fit
 	}
 	var scopes [numScopes]Scope
 	s.scopes(&scopes)
@@ -537,8 +552,12 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 		s.gens[idx[j]] = f.EffectiveGen(now)
 		s.reloads[idx[j]] = f.Reload
 	}
+	ck, err := g.sessionCookie(s)
+	if err != nil {
+		return nil, nil, err
+	}
 	g.track(ctx, s)
-	return s, g.cookie(s), nil
+	return s, ck, nil
 }
 
 // LoginAllowed applies the login checks of [Guard.Issue] to claims against
@@ -602,8 +621,13 @@ func (g *Guard) LoginAllowed(c Claims, scopes []Scope, fences []Fence, now time.
 // Reissue seals s again, for an application that changed its Data or
 // claims outside the reload hook. It re-checks the session first, so a
 // revoked session is never revived: the error is a [*RevokedError] or
-// [*ReauthRequiredError] then, or wraps [ErrStoreUnavailable].
+// [*ReauthRequiredError] then, or wraps [ErrStoreUnavailable]. A session
+// too large for a cookie the guard could open gives a
+// [*CookieTooLargeError].
 func (g *Guard) Reissue(ctx context.Context, s *Session) (*http.Cookie, error) {
+	if err := s.checkFields(); err != nil {
+		return nil, err // before reading the store: no fence makes it fit
+	}
 	sc := g.scratch.Get().(*scratch)
 	defer g.scratch.Put(sc)
 	cp := *s
@@ -618,26 +642,60 @@ func (g *Guard) Reissue(ctx context.Context, s *Session) (*http.Cookie, error) {
 		return nil, &RevokedError{Scope: d.Scope}
 	}
 	cp.reloads = d.reloads
-	return g.cookie(&cp), nil
+	return g.sessionCookie(&cp)
 }
 
-// seal returns the sealed cookie value for s without any check; callers
-// (Issue, Reissue, renewal, reload, the admin service's keep-caller) have
-// already decided the session may pass.
-func (g *Guard) seal(s *Session) string {
+// seal returns the sealed cookie value for s, or an error when the value
+// could not be used: a [*CookieTooLargeError] when a string of s is longer
+// than the payload carries or the value longer than g.maxValue, or one
+// wrapping errPayload for anything else the decoder refuses. It does not
+// judge the session; callers (Issue, Reissue, renewal, reload, the admin
+// service's keep-caller) have already decided it may pass.
+func (g *Guard) seal(s *Session) (string, error) {
+	if err := s.checkFields(); err != nil {
+		return "", err
+	}
 	buf := s.appendPayload(make([]byte, 0, 256))
-	return g.sealer.Seal(buf)
+	if n := sealEncoding.EncodedLen(sealOverhead + len(buf)); n > g.maxValue {
+		return "", &CookieTooLargeError{Field: "cookie", Size: n, Limit: g.maxValue}
+	}
+	// What is left for the decoder to refuse (a time beyond its range)
+	// is found by decoding what is about to be sealed: a session cookie
+	// is issued only if the guard can open it.
+	if err := new(Session).decodePayload(buf); err != nil {
+		return "", fmt.Errorf("sessionfence: session cannot be sealed: %w", err)
+	}
+	return g.sealer.Seal(buf), nil
 }
 
-func (g *Guard) cookie(s *Session) *http.Cookie {
+// sessionCookie returns the session cookie carrying s, or seal's error.
+func (g *Guard) sessionCookie(s *Session) (*http.Cookie, error) {
+	v, err := g.seal(s)
+	if err != nil {
+		return nil, err
+	}
 	maxAge := int(s.AbsoluteExpiry.Sub(g.now()) / time.Second)
 	if maxAge < 1 {
 		maxAge = 1
 	}
 	return &http.Cookie{
-		Name: g.name, Value: g.seal(s), Path: "/", MaxAge: maxAge,
+		Name: g.name, Value: v, Path: "/", MaxAge: maxAge,
 		Secure: !g.cfg.InsecureCookies, HttpOnly: true, SameSite: g.cfg.SameSite,
+	}, nil
+}
+
+// cookie is sessionCookie for callers that have no error to return (the
+// admin service's keep-caller): nil when s cannot be sealed, so the
+// caller is not kept (fails closed) rather than handed a cookie no request
+// can use. That session opened once and only a generation changed, so
+// this takes one already within a byte or two of the limit; it is logged.
+func (g *Guard) cookie(s *Session) *http.Cookie {
+	ck, err := g.sessionCookie(s)
+	if err != nil {
+		g.log.Error("sessionfence: session not re-issued", "session", s.ID, "cause", err.Error())
+		return nil
 	}
+	return ck
 }
 
 // ClearCookie returns a cookie that makes the browser delete the session

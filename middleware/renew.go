@@ -117,7 +117,14 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 	if out.Kind != DecisionAllowed {
 		return out
 	}
-	out.Cookie = g.cookie(out.Session)
+	ck, err := g.sessionCookie(out.Session)
+	if err != nil {
+		// The renewer grew the session past what a cookie carries: end
+		// it (the cookie is cleared) rather than issue one that every
+		// later request would refuse.
+		return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: fmt.Errorf("sessionfence: renewed session: %w", err)}
+	}
+	out.Cookie = ck
 	g.track(ctx, out.Session) // the registry's last-seen moves with each renewal
 	g.log.DebugContext(ctx, "sessionfence: session renewed", "session", s.ID)
 	return out

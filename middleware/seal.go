@@ -17,7 +17,10 @@ const KeySize = 32
 
 // MaxCookieLen is the largest sealed value the codec will try to open.
 // Browsers cap a cookie at about 4 KiB; anything larger is refused before
-// decoding so hostile input costs nothing.
+// decoding so hostile input costs nothing. The guard issues less: browsers
+// count the cookie's name and value together against 4096 bytes, so a
+// session cookie's value is at most MaxCookieLen minus the name's length
+// (see [CookieTooLargeError]).
 const MaxCookieLen = 4096
 
 // Layout of a sealed value, before base64url (no padding):
@@ -46,7 +49,8 @@ var sealEncoding = base64.RawURLEncoding.Strict()
 // can tell apart. All of them mean "no session"; none of them is a server
 // fault.
 var (
-	// ErrCookieTooLarge: the value exceeds MaxCookieLen.
+	// ErrCookieTooLarge: the value exceeds MaxCookieLen. Also wrapped by
+	// [CookieTooLargeError] when a session is too large to seal.
 	ErrCookieTooLarge = errors.New("sessionfence: cookie too large")
 	// ErrCookieMalformed: not canonical unpadded base64url (another
 	// spelling of a value is refused too), too short, or an unknown
