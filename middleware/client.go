@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 )
 
 type clientInfoKey struct{}
@@ -54,6 +56,7 @@ func (g *Guard) track(ctx context.Context, s *Session) {
 	if !ok {
 		return
 	}
+	g.forgotten.remove(s.ID) // listed again: a later refusal drops it again
 	info := SessionInfo{
 		ID: s.ID, Issuer: s.Issuer, Subject: s.Subject, Tenant: s.Tenant,
 		Created: s.IssuedAt, LastSeen: g.now(), Expires: s.AbsoluteExpiry,
@@ -67,15 +70,65 @@ func (g *Guard) track(ctx context.Context, s *Session) {
 }
 
 // forget drops s from the session registry when the store keeps one: after
-// a logout, or when a fence refused it. Best effort, like track.
+// a logout, or when a fence refused it. Best effort, like track, and done
+// once per session by this guard (see forgetSet): a refused cookie replayed
+// at an attacker's rate must not become store writes at that rate. A
+// failed write is not retried by this guard either; the registry entry
+// then lasts until the session's absolute expiry.
 func (g *Guard) forget(ctx context.Context, s *Session) {
 	reg, ok := g.cfg.Store.(Registry)
-	if !ok || s == nil {
+	if !ok || s == nil || !g.forgotten.add(s.ID) {
 		return
 	}
 	if err := reg.ForgetSession(ctx, SessionInfo{ID: s.ID, Issuer: s.Issuer, Subject: s.Subject, Tenant: s.Tenant}); err != nil {
 		g.log.WarnContext(ctx, "sessionfence: session registry update failed", "session", s.ID, "cause", err.Error())
 	}
+}
+
+// forgetBound is how many session ids a guard remembers as already dropped
+// from the registry: at most about 1 MiB of memory.
+const forgetBound = 10_000
+
+// forgetSet is a bounded set of the session ids a guard has dropped from
+// the registry. It keeps two generations of at most forgetBound/2 ids
+// each: when the current one is full, the older is discarded and the
+// current becomes the older. So an id is dropped (written) again only
+// after at least forgetBound/2 other ids were added since it was last
+// seen; an id seen again (a replayed cookie) is carried into the current
+// generation, so a cookie replayed continually never costs a second
+// write. Past the bound nothing fails: only a session refused again after
+// that much churn costs one more (idempotent) write. Safe for concurrent
+// use; half (forgetBound/2, set by New) bounds each generation.
+type forgetSet struct {
+	mu        sync.Mutex
+	half      int
+	cur, prev map[string]struct{}
+}
+
+// add records id and reports whether it was absent, that is whether the
+// caller should write.
+func (f *forgetSet) add(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.cur[id]; ok {
+		return false
+	}
+	_, seen := f.prev[id]
+	if f.cur == nil || len(f.cur) >= f.half {
+		f.prev, f.cur = f.cur, make(map[string]struct{}, f.half)
+	}
+	// A decoded session's strings share its whole payload: keep only
+	// the id's bytes.
+	f.cur[strings.Clone(id)] = struct{}{}
+	return !seen
+}
+
+// remove forgets that id was dropped: the session was tracked again.
+func (f *forgetSet) remove(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.cur, id)
+	delete(f.prev, id)
 }
 
 // EndSession ends one session for good, as a user's own logout does:
@@ -95,5 +148,10 @@ func (g *Guard) EndSession(ctx context.Context, s *Session, reason string) error
 	_, err := g.writer.Write(ctx, Change{
 		Scope: SessionScope(s.ID), Kind: BumpRevoke, Reason: reason, Actor: actor, Action: "logout",
 	})
+	if err == nil {
+		// The writer dropped it from the registry: requests still
+		// carrying the cookie need not do it again.
+		g.forgotten.add(s.ID)
+	}
 	return err
 }

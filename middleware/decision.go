@@ -152,3 +152,31 @@ func (e *ReauthRequiredError) Error() string {
 	return fmt.Sprintf("sessionfence: login refused: %s requires a fresh %s authentication (%s check failed)",
 		e.Scope, e.Policy, e.Reason)
 }
+
+// CookieTooLargeError is returned by [Guard.Issue] and [Guard.Reissue], and
+// is the Cause of the session_expired decision that ends a renewal or a
+// reload, when a session would seal to a cookie that could not be used:
+// one of its strings is longer than a session cookie may carry (2048
+// bytes), or the sealed value is longer than browsers keep once the
+// cookie's name is counted (4096 bytes for name and value together; see
+// [MaxCookieLen]). Sealing such a cookie would make every later request
+// refused, and a browser loop through silent logins; refusing it keeps
+// the failure at the login, where it can be reported. It wraps
+// [ErrCookieTooLarge].
+type CookieTooLargeError struct {
+	// Field is the session's string at fault (ID, Issuer, Subject,
+	// Tenant, IdPSession, ACR, AMR, Data or Epoch), or "cookie" when the
+	// strings fit one by one but the sealed value does not.
+	Field string
+	// Size is the length in bytes of that string or sealed value, and
+	// Limit the most that is accepted.
+	Size, Limit int
+}
+
+// Error implements error.
+func (e *CookieTooLargeError) Error() string {
+	return fmt.Sprintf("sessionfence: session cannot be sealed: %s is %d bytes, more than %d", e.Field, e.Size, e.Limit)
+}
+
+// Unwrap returns [ErrCookieTooLarge].
+func (e *CookieTooLargeError) Unwrap() error { return ErrCookieTooLarge }

@@ -38,6 +38,33 @@ func ExampleGuard_Issue() {
 	// reauth_required subject mfa
 }
 
+// CheckSession asks again, after a slow step, whether a session already
+// opened is still good: here a renewer waiting for the provider while an
+// administrator ends the user's sessions. Nothing the slow step obtained
+// (a rotated refresh token) is kept unless the answer is still allowed.
+func ExampleGuard_CheckSession() {
+	ctx := context.Background()
+	store := memstore.New(memstore.Config{})
+	guard, err := middleware.New(middleware.Config{Store: store, Keys: [][]byte{middleware.GenerateKey()}})
+	if err != nil {
+		panic(err)
+	}
+	s, _, err := guard.Issue(ctx, middleware.Claims{Issuer: "https://idp.example", Subject: "alice"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(guard.CheckSession(ctx, s).Kind)
+
+	// ... the provider answers a refresh; meanwhile:
+	_, _ = store.Bump(ctx, middleware.SubjectScope("https://idp.example", "alice"), middleware.Bump{Kind: middleware.BumpRevoke})
+	if d := guard.CheckSession(ctx, s); !d.Allowed() {
+		fmt.Println("discard the rotated token:", d.Kind, d.Scope.Kind)
+	}
+	// Output:
+	// allowed
+	// discard the rotated token: revoked subject
+}
+
 // Refusal turns a decision into the HTTP answer: JSON with a stable code for
 // API calls, a redirect to the login page for browser navigations.
 func ExampleGuard_Refusal() {

@@ -118,6 +118,14 @@ type Renewer interface {
 	// Renew may update s (ACR, Data) but must not change its identity. An
 	// error wrapping [ErrRenewalRefused] ends the session; any other error
 	// leaves it expired-but-renewable (the provider may be down).
+	//
+	// Renew may take seconds, and the session's fences were read before
+	// it started. The guard therefore judges the session again, reading
+	// the store, after Renew returns: a termination acknowledged while
+	// Renew ran refuses the request. A Renew that persists something it
+	// obtained (a rotated refresh token) should likewise call
+	// [Guard.CheckSession] after the slow step and before persisting, and
+	// persist nothing unless the session is still allowed.
 	Renew(ctx context.Context, s *Session) error
 }
 
@@ -134,11 +142,15 @@ type Guard struct {
 	log    *slog.Logger
 	now    func() time.Time
 	name   string
+	// maxValue is the longest cookie value issued: browsers keep a
+	// cookie whose name and value together fit in MaxCookieLen bytes.
+	maxValue int
 
-	scratch sync.Pool // *scratch
-	renew   renewGroup
-	stale   *staleCache
-	marks   marks
+	scratch   sync.Pool // *scratch
+	renew     renewGroup
+	stale     *staleCache
+	marks     marks
+	forgotten forgetSet
 
 	writer    *Writer
 	lifetimes lifetimeMark
@@ -216,9 +228,11 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Guard{cfg: cfg, sealer: sealer, log: cfg.Logger, now: cfg.Now, name: cfg.CookieName}
+	g := &Guard{cfg: cfg, sealer: sealer, log: cfg.Logger, now: cfg.Now, name: cfg.CookieName,
+		maxValue: MaxCookieLen - len(cfg.CookieName)}
 	g.scratch.New = func() any { return new(scratch) }
 	g.renew.done = make(map[string]*renewCall)
+	g.forgotten.half = forgetBound / 2
 	if cfg.StaleFor > 0 {
 		g.stale = newStaleCache(cfg.StaleFor)
 	}
@@ -273,6 +287,34 @@ func (g *Guard) Check(ctx context.Context, value string) Decision {
 	if err := s.decodePayload(pt); err != nil {
 		return Decision{Kind: DecisionInvalid, Cause: err}
 	}
+	return g.decide(ctx, s, sc)
+}
+
+// CheckSession decides for a session already opened (one from
+// [FromContext], a [Decision], or a [Renewer]'s argument) as [Guard.Check]
+// does for a cookie: the absolute lifetime first, then one batched read of
+// the session's fences and the store epoch, compared with what the session
+// recorded. It reads the store every time: use it to ask "is this session
+// still good now?" after a slow step, such as a provider's answer to a
+// renewal, before acting on that step's result. It does not renew, reload,
+// log or report to the Observer; the returned Decision carries a copy of s.
+//
+// Fails closed like Check: an unreadable store gives
+// DecisionStoreUnavailable (unless bounded staleness answers). A nil s
+// gives DecisionNoSession. Safe for concurrent use.
+func (g *Guard) CheckSession(ctx context.Context, s *Session) Decision {
+	if s == nil {
+		return Decision{Kind: DecisionNoSession}
+	}
+	sc := g.scratch.Get().(*scratch)
+	defer g.scratch.Put(sc)
+	cp := *s
+	return g.decide(ctx, &cp, sc)
+}
+
+// decide applies the absolute lifetime, then judges s against the store.
+// s becomes the Decision's Session.
+func (g *Guard) decide(ctx context.Context, s *Session, sc *scratch) Decision {
 	now := g.now()
 	if !now.Before(s.AbsoluteExpiry) {
 		return Decision{Kind: DecisionSessionExpired, Session: s, Cause: ErrCookieExpired}
@@ -464,9 +506,15 @@ func (g *Guard) reload(ctx context.Context, d Decision) Decision {
 	}
 	s.reloads = d.reloads
 	s.seq = max(s.seq, d.seq)
+	ck, err := g.sessionCookie(&s)
+	if err != nil {
+		// The hook made the session too large to seal: end it here (the
+		// cookie is cleared) instead of issuing one no request can use.
+		return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: fmt.Errorf("sessionfence: reloaded session: %w", err)}
+	}
 	d.Session = &s
 	d.Reload = false
-	d.Cookie = g.cookie(&s)
+	d.Cookie = ck
 	g.log.InfoContext(ctx, "sessionfence: session reloaded", "session", s.ID, "sub", s.Subject)
 	return d
 }
@@ -478,8 +526,10 @@ func (g *Guard) reload(ctx context.Context, d Decision) Decision {
 // session with its cookie. Applications with their own login call it
 // directly; the oidc package calls it from its callback.
 //
-// Errors: [*RevokedError], [*ReauthRequiredError], or one wrapping
-// [ErrStoreUnavailable]. No state changes on error.
+// Errors: [*RevokedError], [*ReauthRequiredError], [*CookieTooLargeError]
+// (a claim, or the claims together, too large for a cookie the guard could
+// open again), or one wrapping [ErrStoreUnavailable]. No state changes on
+// error: the session is not tracked in the registry.
 func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, error) {
 	if c.Subject == "" {
 		return nil, nil, errors.New("sessionfence: Claims.Subject is empty")
@@ -493,6 +543,9 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 	}
 	if strings.ContainsAny(s.amr, "\t\n\r") {
 		return nil, nil, errors.New("sessionfence: amr values must not contain white space")
+	}
+	if err := s.checkFields(); err != nil {
+		return nil, nil, err // before reading the store: no fence makes it fit
 	}
 	var scopes [numScopes]Scope
 	s.scopes(&scopes)
@@ -528,8 +581,12 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 		s.gens[idx[j]] = f.EffectiveGen(now)
 		s.reloads[idx[j]] = f.Reload
 	}
+	ck, err := g.sessionCookie(s)
+	if err != nil {
+		return nil, nil, err
+	}
 	g.track(ctx, s)
-	return s, g.cookie(s), nil
+	return s, ck, nil
 }
 
 // LoginAllowed applies the login checks of [Guard.Issue] to claims against
@@ -593,8 +650,13 @@ func (g *Guard) LoginAllowed(c Claims, scopes []Scope, fences []Fence, now time.
 // Reissue seals s again, for an application that changed its Data or
 // claims outside the reload hook. It re-checks the session first, so a
 // revoked session is never revived: the error is a [*RevokedError] or
-// [*ReauthRequiredError] then, or wraps [ErrStoreUnavailable].
+// [*ReauthRequiredError] then, or wraps [ErrStoreUnavailable]. A session
+// too large for a cookie the guard could open gives a
+// [*CookieTooLargeError].
 func (g *Guard) Reissue(ctx context.Context, s *Session) (*http.Cookie, error) {
+	if err := s.checkFields(); err != nil {
+		return nil, err // before reading the store: no fence makes it fit
+	}
 	sc := g.scratch.Get().(*scratch)
 	defer g.scratch.Put(sc)
 	cp := *s
@@ -610,26 +672,46 @@ func (g *Guard) Reissue(ctx context.Context, s *Session) (*http.Cookie, error) {
 	}
 	cp.reloads = d.reloads
 	cp.seq = max(cp.seq, d.seq)
-	return g.cookie(&cp), nil
+	return g.sessionCookie(&cp)
 }
 
-// seal returns the sealed cookie value for s without any check; callers
-// (Issue, Reissue, renewal, reload, the admin service's keep-caller) have
-// already decided the session may pass.
-func (g *Guard) seal(s *Session) string {
+// seal returns the sealed cookie value for s, or an error when the value
+// could not be used: a [*CookieTooLargeError] when a string of s is longer
+// than the payload carries or the value longer than g.maxValue, or one
+// wrapping errPayload for anything else the decoder refuses. It does not
+// judge the session; callers (Issue, Reissue, renewal, reload, the admin
+// service's keep-caller) have already decided it may pass.
+func (g *Guard) seal(s *Session) (string, error) {
+	if err := s.checkFields(); err != nil {
+		return "", err
+	}
 	buf := s.appendPayload(make([]byte, 0, 256))
-	return g.sealer.Seal(buf)
+	if n := sealEncoding.EncodedLen(sealOverhead + len(buf)); n > g.maxValue {
+		return "", &CookieTooLargeError{Field: "cookie", Size: n, Limit: g.maxValue}
+	}
+	// What is left for the decoder to refuse (a time beyond its range)
+	// is found by decoding what is about to be sealed: a session cookie
+	// is issued only if the guard can open it.
+	if err := new(Session).decodePayload(buf); err != nil {
+		return "", fmt.Errorf("sessionfence: session cannot be sealed: %w", err)
+	}
+	return g.sealer.Seal(buf), nil
 }
 
-func (g *Guard) cookie(s *Session) *http.Cookie {
+// sessionCookie returns the session cookie carrying s, or seal's error.
+func (g *Guard) sessionCookie(s *Session) (*http.Cookie, error) {
+	v, err := g.seal(s)
+	if err != nil {
+		return nil, err
+	}
 	maxAge := int(s.AbsoluteExpiry.Sub(g.now()) / time.Second)
 	if maxAge < 1 {
 		maxAge = 1
 	}
 	return &http.Cookie{
-		Name: g.name, Value: g.seal(s), Path: "/", MaxAge: maxAge,
+		Name: g.name, Value: v, Path: "/", MaxAge: maxAge,
 		Secure: !g.cfg.InsecureCookies, HttpOnly: true, SameSite: g.cfg.SameSite,
-	}
+	}, nil
 }
 
 // ClearCookie returns a cookie that makes the browser delete the session

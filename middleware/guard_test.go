@@ -214,7 +214,7 @@ func TestGuardRefusesBadCookies(t *testing.T) {
 	}{
 		{"no cookie is no session", "", middleware.DecisionNoSession, nil},
 		{"garbage is invalid", "not-a-cookie", middleware.DecisionInvalid, middleware.ErrCookieMalformed},
-		{"truncated cookie is invalid", value[:len(value)-4], middleware.DecisionInvalid, middleware.ErrCookieTampered},
+		{"truncated cookie is invalid", value[:len(value)/4*4-4], middleware.DecisionInvalid, middleware.ErrCookieTampered},
 		{"cookie sealed under another ring is invalid", foreign, middleware.DecisionInvalid, middleware.ErrCookieUnknownKey},
 		{"oversized cookie is invalid", string(make([]byte, 5000)), middleware.DecisionInvalid, middleware.ErrCookieTooLarge},
 	}

@@ -80,6 +80,14 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 	err := g.cfg.Renewer.Renew(rctx, &s)
 	if err != nil {
 		if errors.Is(err, ErrRenewalRefused) {
+			// A provider may refuse because the session was ended
+			// meanwhile (a back-channel logout, a terminated user, a
+			// renewer's own re-check): report the fence, so the refusal
+			// carries its scope and login policy and OnRevoked runs.
+			if r := g.CheckSession(rctx, d.Session); r.Kind == DecisionRevoked || r.Kind == DecisionReauthRequired {
+				r.Cause = err
+				return r
+			}
 			g.log.InfoContext(ctx, "sessionfence: renewal refused; session ended", "session", s.ID, "sub", s.Subject, "cause", err.Error())
 			return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: err}
 		}
@@ -99,12 +107,26 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 	if s.AccessExpiry.After(s.AbsoluteExpiry) {
 		s.AccessExpiry = s.AbsoluteExpiry
 	}
-	out := d
-	out.Kind = DecisionAllowed
-	out.Session = &s
-	out.Cause = nil
-	out.Cookie = g.cookie(&s)
-	g.track(ctx, &s) // the registry's last-seen moves with each renewal
+	// The renewer may have taken seconds (a provider's token endpoint),
+	// and the fences were read before it started: a termination
+	// acknowledged meanwhile must not be answered with a fresh cookie.
+	// Judge the renewed session again, reading the store now; a refusal
+	// goes back to Authenticate, which clears the cookie and runs
+	// OnRevoked. The fresh read also brings the current reload
+	// generations and any announced termination.
+	out := g.CheckSession(rctx, &s)
+	if out.Kind != DecisionAllowed {
+		return out
+	}
+	ck, err := g.sessionCookie(out.Session)
+	if err != nil {
+		// The renewer grew the session past what a cookie carries: end
+		// it (the cookie is cleared) rather than issue one that every
+		// later request would refuse.
+		return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: fmt.Errorf("sessionfence: renewed session: %w", err)}
+	}
+	out.Cookie = ck
+	g.track(ctx, out.Session) // the registry's last-seen moves with each renewal
 	g.log.DebugContext(ctx, "sessionfence: session renewed", "session", s.ID)
 	return out
 }

@@ -17,7 +17,10 @@ const KeySize = 32
 
 // MaxCookieLen is the largest sealed value the codec will try to open.
 // Browsers cap a cookie at about 4 KiB; anything larger is refused before
-// decoding so hostile input costs nothing.
+// decoding so hostile input costs nothing. The guard issues less: browsers
+// count the cookie's name and value together against 4096 bytes, so a
+// session cookie's value is at most MaxCookieLen minus the name's length
+// (see [CookieTooLargeError]).
 const MaxCookieLen = 4096
 
 // Layout of a sealed value, before base64url (no padding):
@@ -35,13 +38,23 @@ const (
 	sealOverhead = 1 + keyIDLen + nonceLen + tagLen
 )
 
+// sealEncoding is the text form of sealed values: unpadded base64url,
+// decoded strictly (the unused low bits of the last character must be
+// zero), so that a value has exactly one spelling. A lenient decoder opens
+// one cookie under up to 16 spellings, each a distinct key for caches,
+// replay lists and logs.
+var sealEncoding = base64.RawURLEncoding.Strict()
+
 // Errors returned by [Sealer.Open], each a distinct reason callers and logs
 // can tell apart. All of them mean "no session"; none of them is a server
 // fault.
 var (
-	// ErrCookieTooLarge: the value exceeds MaxCookieLen.
+	// ErrCookieTooLarge: the value exceeds MaxCookieLen. Also wrapped by
+	// [CookieTooLargeError] when a session is too large to seal.
 	ErrCookieTooLarge = errors.New("sessionfence: cookie too large")
-	// ErrCookieMalformed: not base64url, too short, or an unknown version.
+	// ErrCookieMalformed: not canonical unpadded base64url (another
+	// spelling of a value is refused too), too short, or an unknown
+	// version.
 	ErrCookieMalformed = errors.New("sessionfence: cookie malformed")
 	// ErrCookieUnknownKey: sealed under a key that is not in the ring
 	// (rotated out, or never ours).
@@ -135,7 +148,7 @@ func (s *Sealer) Seal(plaintext []byte) string {
 	header := buf[:1+keyIDLen+nonceLen]
 	var adBuf [adMax]byte
 	buf = k.aead.Seal(buf, header[1+keyIDLen:], plaintext, s.ad(adBuf[:0], header[:1+keyIDLen]))
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return sealEncoding.EncodeToString(buf)
 }
 
 // adMax bounds the additional data: purpose, a separator and the header.
@@ -156,8 +169,11 @@ func (s *Sealer) Open(value string, scratch []byte) ([]byte, error) {
 	if len(value) > MaxCookieLen {
 		return nil, ErrCookieTooLarge
 	}
-	n := base64.RawURLEncoding.DecodedLen(len(value))
-	if n < sealOverhead {
+	n := sealEncoding.DecodedLen(len(value))
+	// Only a length that encodes some byte count is a spelling of it;
+	// with m == n below, this also refuses line breaks, which the
+	// decoder skips even in strict mode.
+	if n < sealOverhead || sealEncoding.EncodedLen(n) != len(value) {
 		return nil, ErrCookieMalformed
 	}
 	// The text is copied behind the decode area of one buffer, so a
@@ -173,7 +189,7 @@ func (s *Sealer) Open(value string, scratch []byte) ([]byte, error) {
 	src := buf[n : n+len(value)]
 	adBuf := buf[n+len(value) : n+len(value)]
 	copy(src, value)
-	m, err := base64.RawURLEncoding.Decode(raw, src)
+	m, err := sealEncoding.Decode(raw, src)
 	if err != nil || m != n {
 		return nil, ErrCookieMalformed
 	}

@@ -68,8 +68,13 @@ func TestSealerRefusals(t *testing.T) {
 		{"flipped nonce bit fails authentication", flip(8), ErrCookieTampered},
 		{"flipped ciphertext bit fails authentication", flip(len(raw) - 20), ErrCookieTampered},
 		{"flipped tag bit fails authentication", flip(len(raw) - 1), ErrCookieTampered},
-		{"truncated value fails authentication", good[:len(good)-4], ErrCookieTampered},
+		// Cut at a multiple of 4 characters, so that what is left is a
+		// canonical spelling of fewer bytes.
+		{"truncated value fails authentication", good[:len(good)/4*4-4], ErrCookieTampered},
+		{"value cut to a length no byte count encodes to is malformed", good[:len(good)-1], ErrCookieMalformed},
 		{"value sealed for another purpose does not open", mustSealer(t, "login-state", testKeys(2)).Seal([]byte("payload")), ErrCookieUnknownKey},
+		{"value with a line break inside is malformed", lineBreak(s.Seal([]byte("pay"))), ErrCookieMalformed},
+		{"value with a carriage return inside is malformed", strings.Replace(lineBreak(s.Seal([]byte("pay"))), "\n", "\r", 1), ErrCookieMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +83,14 @@ func TestSealerRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lineBreak inserts a newline in the middle of v. Base64 decoders skip
+// line breaks, and for a length that is a multiple of 4 (a 3-byte
+// plaintext seals to 36 bytes, 48 characters) the decoded length stays
+// the same: without care, one more spelling of the same value.
+func lineBreak(v string) string {
+	return v[:len(v)/2] + "\n" + v[len(v)/2:]
 }
 
 func TestNewSealerValidation(t *testing.T) {

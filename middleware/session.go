@@ -32,7 +32,10 @@ type Session struct {
 	// authentication.
 	ACR string
 	// Data is opaque application data (roles, permissions) re-read by the
-	// reload hook. Keep it small: the whole cookie must stay under 4 KiB.
+	// reload hook. Keep it small: every string of a session is at most
+	// 2048 bytes, and the sealed cookie must fit, with its name, in the
+	// 4096 bytes browsers keep; a session that would not is refused with
+	// a [*CookieTooLargeError] rather than sealed.
 	Data string
 	// IssuedAt is when the session was created by a login.
 	IssuedAt time.Time
@@ -151,9 +154,28 @@ const maxStringField = 2048
 
 var errPayload = errors.New("sessionfence: session payload malformed")
 
+// payloadFields names the payload's strings, in their order, for errors.
+var payloadFields = [...]string{"ID", "Issuer", "Subject", "Tenant", "IdPSession", "ACR", "AMR", "Data", "Epoch"}
+
+// fieldValues returns the payload's strings in the order of payloadFields.
+func (s *Session) fieldValues() [len(payloadFields)]string {
+	return [...]string{s.ID, s.Issuer, s.Subject, s.Tenant, s.IdPSession, s.ACR, s.amr, s.Data, s.Epoch}
+}
+
+// checkFields returns a [*CookieTooLargeError] for the first string of s
+// longer than a payload may carry (decodePayload would refuse it).
+func (s *Session) checkFields() error {
+	for i, v := range s.fieldValues() {
+		if len(v) > maxStringField {
+			return &CookieTooLargeError{Field: payloadFields[i], Size: len(v), Limit: maxStringField}
+		}
+	}
+	return nil
+}
+
 func (s *Session) appendPayload(b []byte) []byte {
 	b = append(b, payloadVersion)
-	for _, v := range [...]string{s.ID, s.Issuer, s.Subject, s.Tenant, s.IdPSession, s.ACR, s.amr, s.Data, s.Epoch} {
+	for _, v := range s.fieldValues() {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
@@ -185,7 +207,7 @@ func (s *Session) decodePayload(p []byte) error {
 		off += n
 		return v, true
 	}
-	var fields [9]string
+	var fields [len(payloadFields)]string
 	for i := range fields {
 		l, ok := next()
 		if !ok || l > maxStringField || l > uint64(len(str)-off) {

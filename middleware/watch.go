@@ -12,16 +12,27 @@ import (
 const watchPoll = 15 * time.Second
 
 // Watch follows session s for a long-lived response (SSE, WebSocket): the
-// returned channel receives the refusing decision and is closed as soon as
-// the session stops being allowed (revoked anywhere, expired, or the store
-// unreachable under the failure policy), or is closed without a value when
-// ctx ends. With a store that implements [Watcher] the re-check happens
-// when the store announces a change, so an open stream ends within the same
-// bound as ordinary requests; otherwise every few seconds.
+// returned channel receives the decision that ends the stream and is then
+// closed, or is closed without a value when ctx ends. A stream ends:
 //
-// The access part expiring does not end a stream: only revocation and the
-// absolute lifetime do. Watch shares one store subscription among all the
-// guard's watchers.
+//   - when the session stops being allowed (revoked anywhere, past its
+//     absolute lifetime, or the store unreachable under the failure
+//     policy): the refusing decision. With a store that implements
+//     [Watcher] the re-check happens when the store announces a change, so
+//     an open stream ends within the same bound as ordinary requests;
+//     otherwise every few seconds.
+//   - when the access part of s expires (s.AccessExpiry): a Decision of
+//     kind [DecisionAccessExpired]. A stream lives no longer than a
+//     request could, so that the client reconnects through the middleware,
+//     which renews the session (asking the provider, whose own revocations
+//     and account locks then apply) or refuses it. Close the response
+//     without telling the client to sign in: its reconnection carries the
+//     cookie and is renewed as any request is. Pass the session of the
+//     request serving the stream ([FromContext]), whose access part the
+//     middleware has just renewed when needed.
+//
+// Watch shares one store subscription among all the guard's watchers. Its
+// goroutine ends with the stream.
 func (g *Guard) Watch(ctx context.Context, s *Session) <-chan Decision {
 	out := make(chan Decision, 1)
 	hub := g.watchHub()
@@ -31,25 +42,21 @@ func (g *Guard) Watch(ctx context.Context, s *Session) <-chan Decision {
 			// Take the signal before checking, so a change that lands
 			// during the check is not missed.
 			changed := hub.signal()
-			d := g.recheck(ctx, s)
+			d := g.CheckSession(ctx, s)
 			if ctx.Err() != nil {
 				return
 			}
-			switch d.Kind {
-			case DecisionAllowed, DecisionAccessExpired:
-			default:
+			if d.Kind != DecisionAllowed {
 				out <- d
 				return
 			}
-			wait := watchPoll
+			// Wake at the next moment the answer can change by itself:
+			// the access or absolute expiry, an announced termination,
+			// or the safety-net poll.
 			now := g.now()
-			if until := s.AbsoluteExpiry.Sub(now); until < wait {
-				wait = until
-			}
+			wait := min(watchPoll, s.AccessExpiry.Sub(now), s.AbsoluteExpiry.Sub(now))
 			if d.Notice != nil {
-				if until := d.Notice.At.Sub(now); until < wait {
-					wait = until
-				}
+				wait = min(wait, d.Notice.At.Sub(now))
 			}
 			t := time.NewTimer(max(wait, time.Millisecond))
 			select {
@@ -63,17 +70,6 @@ func (g *Guard) Watch(ctx context.Context, s *Session) <-chan Decision {
 		}
 	}()
 	return out
-}
-
-func (g *Guard) recheck(ctx context.Context, s *Session) Decision {
-	now := g.now()
-	if !now.Before(s.AbsoluteExpiry) {
-		return Decision{Kind: DecisionSessionExpired, Session: s, Cause: ErrCookieExpired}
-	}
-	sc := g.scratch.Get().(*scratch)
-	defer g.scratch.Put(sc)
-	cp := *s
-	return g.judge(ctx, &cp, now, sc)
 }
 
 // hub fans one store subscription out to every watcher: a change closes

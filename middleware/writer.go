@@ -390,33 +390,37 @@ func (w *Writer) prepareKeep(ctx context.Context, c Change) (*keeper, error) {
 // change must reach this session too.
 func (k *keeper) issue(c Change, after Fence) (*http.Cookie, string) {
 	rec := k.s.gens[k.pos]
+	raced := "the caller's session was not kept: another change of " + c.Scope.String() + " landed at the same time"
 	switch c.Kind {
 	case BumpRevoke:
 		if after.Reserved != k.before.Reserved+1 {
-			break
+			return nil, raced
 		}
 		k.s.gens[k.pos] = after.Gen
-		return k.g.cookie(&k.s), ""
 	case BumpAnnounce:
 		if after.Reserved != k.before.Reserved+1 {
-			break
+			return nil, raced
 		}
 		// The generation the announcement reserved: it passes while the
 		// announcement is pending and once it takes effect, and never
 		// after a later revoke, cancel or re-announcement of the scope.
 		k.s.gens[k.pos] = after.Reserved
-		return k.g.cookie(&k.s), ""
 	case BumpCancel:
 		if after.Reserved != k.before.Reserved || after.Gen != k.before.Gen {
-			break
+			return nil, raced
 		}
 		if rec == after.Gen {
 			return nil, "" // not kept through the announcement: nothing to re-issue
 		}
 		k.s.gens[k.pos] = after.Gen
-		return k.g.cookie(&k.s), ""
+	default:
+		return nil, ""
 	}
-	return nil, "the caller's session was not kept: another change of " + c.Scope.String() + " landed at the same time"
+	ck, err := k.g.sessionCookie(&k.s)
+	if err != nil {
+		return nil, "the caller's session was not kept: " + err.Error()
+	}
+	return ck, ""
 }
 
 // covers reports whether scope applies to session s.

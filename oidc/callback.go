@@ -196,8 +196,9 @@ func (rp *RP) callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, st.ReturnTo, http.StatusSeeOther)
 }
 
-// discard revokes, best effort, a refresh token issued for a login that
-// was then refused.
+// discard revokes, best effort, a refresh token we will not keep: one
+// issued for a login that was then refused, or one rotated by a renewal
+// of a session revoked meanwhile.
 func (rp *RP) discard(ctx context.Context, p *provider, refreshToken string) {
 	if refreshToken == "" || p.revocation == "" {
 		return
@@ -205,7 +206,7 @@ func (rp *RP) discard(ctx context.Context, p *provider, refreshToken string) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revocationTimeout)
 	defer cancel()
 	if err := rp.revokeAtProvider(rctx, p, refreshToken); err != nil {
-		rp.log.WarnContext(ctx, "sessionfence/oidc: revoking the refresh token of a refused login", "provider", p.cfg.Name, "cause", err.Error())
+		rp.log.WarnContext(ctx, "sessionfence/oidc: revoking a refresh token that is not kept", "provider", p.cfg.Name, "cause", err.Error())
 	}
 }
 

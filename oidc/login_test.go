@@ -348,6 +348,34 @@ func TestOnLoginCanRefuse(t *testing.T) {
 	}
 }
 
+// A login whose session would not fit in a cookie the guard can open
+// ends at the error page, once: before the fix it "succeeded", and every
+// request then bounced the browser through silent logins.
+func TestLoginWhoseSessionIsTooLargeForACookieFailsOnce(t *testing.T) {
+	r := newRig(t, func(c *oidc.Config) {
+		c.OnLogin = func(_ context.Context, l *oidc.Login) error {
+			l.Claims.Data = strings.Repeat("r", 2049) // roles that grew too much
+			return nil
+		}
+	})
+	assertErrorPage(t, r.login("return_to=/app/me"), http.StatusForbidden)
+	var tl *middleware.CookieTooLargeError
+	if le := r.lastLoginError(); !errors.As(le, &tl) || tl.Field != "Data" {
+		t.Fatalf("got %v, want a *CookieTooLargeError for Data", le)
+	}
+	if n := len(r.authorizations()); n != 1 {
+		t.Fatalf("%d authorization requests, want 1 (no login loop)", n)
+	}
+	if ck := r.sessionCookie(); ck != nil {
+		t.Fatalf("a session cookie was set: %v", ck)
+	}
+	// The refresh token the provider issued for the refused login is
+	// revoked, not left live.
+	if rv := r.idp.Revoked(); len(rv) != 1 || rv[0].Kind != "refresh_token" {
+		t.Fatalf("revocations at the provider: %+v, want the login's refresh token", rv)
+	}
+}
+
 func TestGuardedPageSendsAnonymousBrowsersToLogin(t *testing.T) {
 	r := newRig(t)
 	p := r.navigate("/app/reports?year=2026")

@@ -1,9 +1,12 @@
 package oidc_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/sessionfence/sessionfence/internal/fakeidp"
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/memstore"
 	"github.com/sessionfence/sessionfence/oidc"
 )
 
@@ -271,5 +275,155 @@ func TestServerSideRefreshNeedsSecretsAndLocker(t *testing.T) {
 	cfg.Refresh = oidc.RefreshNone
 	if _, err := oidc.New(t.Context(), cfg); err != nil {
 		t.Fatalf("New with RefreshNone = %v", err)
+	}
+}
+
+// tokenGate holds, once armed, the next answer of the provider's token
+// endpoint until the test releases it: a renewal in flight at a slow
+// provider, which has already rotated the refresh token.
+type tokenGate struct {
+	next    http.RoundTripper
+	armed   atomic.Bool
+	arrived chan struct{}
+	release chan struct{}
+}
+
+// gateOption installs a tokenGate in front of the RP's HTTP client.
+func gateOption(g *tokenGate) rigOption {
+	return func(c *oidc.Config) {
+		g.next = c.HTTPClient.Transport
+		g.arrived, g.release = make(chan struct{}), make(chan struct{})
+		c.HTTPClient = &http.Client{Transport: g}
+	}
+}
+
+func (g *tokenGate) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := g.next.RoundTrip(req)
+	if strings.HasSuffix(req.URL.Path, "/token") && g.armed.CompareAndSwap(true, false) {
+		close(g.arrived)
+		<-g.release
+	}
+	return resp, err
+}
+
+// holdRenewal sends one API request with ck, whose renewal the gate holds
+// at the provider's token endpoint while during runs, and returns the
+// response and the session cookie it set.
+func holdRenewal(t *testing.T, r *rig, g *tokenGate, ck *http.Cookie, during func()) (page, *http.Cookie) {
+	t.Helper()
+	g.armed.Store(true)
+	type result struct {
+		p   page
+		set *http.Cookie
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, set := r.api(ck, "/app/me")
+		done <- result{p, set}
+	}()
+	select {
+	case <-g.arrived:
+	case <-time.After(30 * time.Second):
+		close(g.release)
+		t.Fatal("the renewal never reached the provider's token endpoint")
+	}
+	during()
+	close(g.release)
+	res := <-done
+	return res.p, res.set
+}
+
+// A renewal that the provider answers after the session was revoked must
+// leave no refresh token behind: not in the store (the revocation's
+// clean-up may already have run), and not live at the provider.
+func TestRenewalHeldWhileTheSessionIsRevokedKeepsNoToken(t *testing.T) {
+	var gate tokenGate
+	// What the store and the provider hold when the guard refuses the
+	// request: before the RP's own background clean-up, which would
+	// otherwise hide a token stored by the renewal.
+	type state struct{ secretKept, rotatedRevoked bool }
+	var r *rig
+	atRefusal := make(chan state, 1)
+	r = newRig(t, gateOption(&gate), func(c *oidc.Config) {
+		c.Guard.OnRevoked = func(ctx context.Context, d middleware.Decision) {
+			_, kept, _ := r.store.Secret(ctx, "oidc/tokens/"+d.Session.ID)
+			select {
+			case atRefusal <- state{kept, rotatedRevoked(r)}:
+			default:
+			}
+		}
+	})
+	me := r.mustLogin()
+	ck := r.sessionCookie()
+	pastAccess(r)
+
+	p, set := holdRenewal(t, r, &gate, ck, func() {
+		r.bump(middleware.SubjectScope(r.idp.Issuer(), "alice"), middleware.PolicyNone)
+	})
+	if code := decisionCode(t, p); code != "revoked" {
+		t.Fatalf("request renewed across the revocation: %d %s, want revoked", p.status, p.body)
+	}
+	if set == nil || set.MaxAge >= 0 {
+		t.Fatalf("the session cookie was not cleared: %v", set)
+	}
+	if got := <-atRefusal; got.secretKept || !got.rotatedRevoked {
+		t.Fatalf("when the guard refused: secret kept %v, rotated token revoked %v; want none kept, revoked", got.secretKept, got.rotatedRevoked)
+	}
+	if _, kept, err := r.store.Secret(t.Context(), "oidc/tokens/"+me["session"].(string)); kept || err != nil {
+		t.Fatalf("afterwards: secret kept %v (%v)", kept, err)
+	}
+}
+
+// rotatedRevoked reports whether the provider rotated one refresh token and
+// then received a revocation of the rotated one.
+func rotatedRevoked(r *rig) bool {
+	refreshes := r.idp.Refreshes()
+	if len(refreshes) != 1 || refreshes[0].Issued == "" {
+		return false
+	}
+	return slices.ContainsFunc(r.idp.Revoked(), func(v fakeidp.Revocation) bool {
+		return v.Token == refreshes[0].Issued && v.Kind == "refresh_token"
+	})
+}
+
+// fencesDown fails fence reads on demand; the RP's secrets and leases in
+// the same store keep working.
+type fencesDown struct {
+	*memstore.Store
+	down atomic.Bool
+}
+
+func (s *fencesDown) Fences(ctx context.Context, scopes []middleware.Scope, dst []middleware.Fence) (middleware.Version, error) {
+	if s.down.Load() {
+		return middleware.Version{}, fmt.Errorf("%w: test outage", middleware.ErrStoreUnavailable)
+	}
+	return s.Store.Fences(ctx, scopes, dst)
+}
+
+// When the re-check after the provider's answer cannot read the fences,
+// the rotated token is not stored: the session may have been revoked. The
+// documented cost: the next renewal presents the old token, the provider
+// refuses it, and the user logs in again.
+func TestRenewalWhoseRecheckCannotReadTheStoreKeepsNoToken(t *testing.T) {
+	var gate tokenGate
+	var store *fencesDown
+	r := newRig(t, gateOption(&gate), func(c *oidc.Config) {
+		store = &fencesDown{Store: c.Guard.Store.(*memstore.Store)}
+		c.Guard.Store = store
+	})
+	r.mustLogin()
+	ck := r.sessionCookie()
+	pastAccess(r)
+
+	p, set := holdRenewal(t, r, &gate, ck, func() { store.down.Store(true) })
+	if p.status == http.StatusOK || set != nil {
+		t.Fatalf("renewal answered without a re-check: %d %s (cookie %v)", p.status, p.body, set)
+	}
+	store.down.Store(false)
+	if p, _ := r.api(ck, "/app/me"); decisionCode(t, p) != "session_expired" {
+		t.Fatalf("next renewal: %d %s, want session_expired (the rotated token was not kept)", p.status, p.body)
+	}
+	if n := r.idp.RefreshCount(); n != 1 {
+		t.Fatalf("RefreshCount = %d, want 1", n)
 	}
 }

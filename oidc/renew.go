@@ -25,16 +25,23 @@ import (
 // rotated by that instance) is not redeemed again: the renewal simply
 // succeeds. Otherwise the token is redeemed with x/oauth2 (a TokenSource
 // built for this one call on the RP's HTTP client, never kept), the
+// session is judged again against the store ([middleware.Guard.CheckSession]:
+// a termination acknowledged while the provider answered is honoured), the
 // rotated refresh token is persisted, and the session's acr and auth_time
 // are updated when the new ID token reports them.
 //
 // Errors wrapping [middleware.ErrRenewalRefused] end the session: the
 // provider answered invalid_grant (classified with errors.As on
 // *oauth2.RetrieveError, never by message), the session has no refresh
-// token, its absolute lifetime is over, or the refresh-time ID token
-// names another user, IdP session or tenant. Other errors (provider or
-// store unreachable, lease not obtained in time) leave the session
-// renewable on a later request.
+// token, its absolute lifetime is over, the refresh-time ID token names
+// another user, IdP session or tenant, or the session was revoked while
+// the provider answered (the rotated token is then deleted and revoked at
+// the provider, never stored). Other errors (provider or store
+// unreachable, lease not obtained in time) leave the session renewable on
+// a later request; but when the store cannot answer the re-check, the
+// rotated token is not stored (the session may have been revoked), so with
+// a provider that rotates refresh tokens the next renewal presents the old
+// one, is refused, and the user logs in again.
 func (rp *RP) Renew(ctx context.Context, s *middleware.Session) error {
 	if rp.cfg.Refresh != RefreshServerSide || rp.secrets == nil || rp.locker == nil {
 		return fmt.Errorf("%w: refresh is disabled", middleware.ErrRenewalRefused)
@@ -108,6 +115,15 @@ func (rp *RP) Renew(ctx context.Context, s *middleware.Session) error {
 		}
 		rec.IDToken = rawID
 	}
+	// The redemption took a round trip to the provider (seconds, on a
+	// slow one), and a termination may have been acknowledged meanwhile,
+	// its clean-up having already deleted this record and revoked the old
+	// token. Storing the rotated token now would bring back a credential
+	// that no clean-up will ever revoke at the provider. So judge the
+	// session again first, reading the store.
+	if err := rp.recheckRenewal(ctx, p, s, rec); err != nil {
+		return err
+	}
 	rec.RenewedAt = rp.now().Unix()
 	if err := rp.putSecret(ctx, rec, s.AbsoluteExpiry); err != nil {
 		// The rotated token is lost; the next attempt will present the
@@ -116,6 +132,38 @@ func (rp *RP) Renew(ctx context.Context, s *middleware.Session) error {
 		return err
 	}
 	return nil
+}
+
+// recheckRenewal decides, after the provider answered and before the
+// rotated refresh token (rec.RefreshToken) is persisted, whether the
+// session may still be renewed ([middleware.Guard.CheckSession]).
+//
+//   - Allowed (or AccessExpired: the cookie's access part is not renewed
+//     yet): nil, persist.
+//   - The store cannot answer: an error wrapping
+//     [middleware.ErrStoreUnavailable], and nothing is persisted, since
+//     the session may have been revoked. The session stays renewable in
+//     name only: when the provider rotated the token, the new one is lost
+//     with this call, and the next renewal presents the old one, which
+//     the provider refuses (invalid_grant), ending the session. A store
+//     outage during a renewal thus costs the user a new login; it never
+//     keeps a token alive past a revocation.
+//   - Anything else (revoked, re-authentication required, past the
+//     absolute lifetime): the record is deleted, the token revoked at the
+//     provider (best effort, failures logged), and the error wraps
+//     [middleware.ErrRenewalRefused].
+func (rp *RP) recheckRenewal(ctx context.Context, p *provider, s *middleware.Session, rec *secretRecord) error {
+	d := rp.guard.CheckSession(ctx, s)
+	switch d.Kind {
+	case middleware.DecisionAllowed, middleware.DecisionAccessExpired:
+		return nil
+	case middleware.DecisionStoreUnavailable:
+		rp.log.ErrorContext(ctx, "sessionfence/oidc: cannot re-check a renewed session; the rotated refresh token is dropped", "session", s.ID, "cause", d.Cause.Error())
+		return fmt.Errorf("sessionfence/oidc: re-checking the session before storing its rotated refresh token: %w", d.Cause)
+	}
+	rp.forget(ctx, s.ID)
+	rp.discard(ctx, p, rec.RefreshToken)
+	return fmt.Errorf("%w: the session became %s while the provider renewed it", middleware.ErrRenewalRefused, d.Kind)
 }
 
 // applyRefreshedIDToken checks a refresh-time ID token (OpenID Connect Core

@@ -521,6 +521,10 @@ func TestRefresh(t *testing.T) {
 		if r.p.RefreshCount() != 1 {
 			t.Errorf("RefreshCount = %d", r.p.RefreshCount())
 		}
+		want := []fakeidp.Refresh{{ClientID: clientID, Presented: tok.RefreshToken, Issued: next.RefreshToken}}
+		if got := r.p.Refreshes(); !slices.Equal(got, want) {
+			t.Errorf("Refreshes() = %+v, want %+v", got, want)
+		}
 	})
 	t.Run("reuse of a rotated token revokes the grant", func(t *testing.T) {
 		r := newRig(t)

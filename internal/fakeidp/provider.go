@@ -145,6 +145,7 @@ type Provider struct {
 	pending         map[string]*pendingLogin
 	refuseRefresh   bool
 	refreshCount    int
+	refreshes       []Refresh
 	revoked         []Revocation
 	revokedJTI      map[string]bool
 	authorizations  []Authorization

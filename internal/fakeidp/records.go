@@ -62,6 +62,17 @@ type Revocation struct {
 	Kind string
 }
 
+// Refresh records one successful refresh_token grant at /token.
+type Refresh struct {
+	// ClientID is the authenticated client that redeemed.
+	ClientID string
+	// Presented is the refresh token the client sent.
+	Presented string
+	// Issued is the rotated refresh token the provider answered with; ""
+	// when it kept the presented one (Quirks.NoRefreshRotation).
+	Issued string
+}
+
 // Delivery records one back-channel logout POST.
 type Delivery struct {
 	// ClientID and URI identify the receiver.
@@ -102,6 +113,15 @@ func (p *Provider) Revoked() []Revocation {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.revoked)
+}
+
+// Refreshes returns every successful refresh_token grant so far, oldest
+// first: with [Provider.Revoked] it tells whether a relying party revoked
+// the very token it was handed.
+func (p *Provider) Refreshes() []Refresh {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.refreshes)
 }
 
 // Deliveries returns every back-channel logout attempt so far, oldest

@@ -245,6 +245,7 @@ func (p *Provider) refresh(client Client, form url.Values) (*tokenResponse, *oau
 	resp, oerr := p.issueLocked(g, "", true)
 	if oerr == nil {
 		p.refreshCount++
+		p.refreshes = append(p.refreshes, Refresh{ClientID: client.ID, Presented: rt, Issued: resp.RefreshToken})
 	}
 	return resp, oerr
 }

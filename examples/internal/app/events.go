@@ -20,6 +20,11 @@ const tickEvery = 5 * time.Second
 // (back-channel logout), or expired. Then it sends one "revoked" event and
 // returns, which closes the response.
 //
+// When only the access part of s expires, the stream is closed without an
+// event: EventSource reconnects by itself (after the retry delay), and the
+// reconnection goes through the guard, which renews the session at the
+// provider or refuses it, as for any request.
+//
 // Events: "hello" {instance, sub, session} once; "tick" {time} every few
 // seconds; "revoked" {error, scope, reauth} at the end.
 func (a *App) Stream(ctx context.Context, w http.ResponseWriter, s *middleware.Session) {
@@ -61,6 +66,10 @@ func (a *App) Stream(ctx context.Context, w http.ResponseWriter, s *middleware.S
 		case d, ok := <-revoked:
 			if !ok {
 				return // ctx ended
+			}
+			if d.Kind == middleware.DecisionAccessExpired {
+				a.log.Debug("event stream closed for renewal: access part expired", "session", s.ID)
+				return
 			}
 			a.log.Info("event stream closed: session no longer allowed", "session", s.ID, "sub", s.Subject, "decision", d.Kind.String())
 			_ = send("revoked", map[string]string{
