@@ -102,7 +102,6 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 		return Decision{Kind: DecisionSessionExpired, Session: d.Session, Cause: errors.New("sessionfence: renewer changed the session's identity")}
 	}
 	now := g.now()
-	s.seq = max(s.seq, d.seq) // the cookie remembers how far the store had come
 	s.AccessExpiry = now.Add(g.cfg.AccessLifetime)
 	if s.AccessExpiry.After(s.AbsoluteExpiry) {
 		s.AccessExpiry = s.AbsoluteExpiry
@@ -118,6 +117,7 @@ func (g *Guard) renewOnce(ctx context.Context, d Decision) Decision {
 	if out.Kind != DecisionAllowed {
 		return out
 	}
+	out.Session.seq = max(out.Session.seq, out.seq)
 	ck, err := g.sessionCookie(out.Session)
 	if err != nil {
 		// The renewer grew the session past what a cookie carries: end

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sessionfence/sessionfence/middleware"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
@@ -132,3 +133,40 @@ func TestReadsThatMoveForwardAreNotARollback(t *testing.T) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A renewed cookie records how far the store had come at the renewal, so a
+// session that has been active since the lost bumps gives the rollback
+// away even to an instance restarted with the store.
+func TestRenewedCookieCarriesTheLatestSequence(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	rw := &rewindStore{Store: memstore.New(memstore.Config{Now: c.Now})}
+	cfg := middleware.Config{Store: rw, Keys: [][]byte{key(1)}, Now: c.Now, Logger: quietLogger(),
+		Renewer: renewFunc(func(context.Context, *middleware.Session) error { return nil })}
+	g, err := middleware.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ck, err := g.Issue(ctx, alice) // sealed at sequence 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := rw.Bump(ctx, middleware.TenantScope("globex"), revoke); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(6 * time.Minute)
+	d := g.Authenticate(ctx, ck.Value)
+	if d.Kind != middleware.DecisionAllowed || d.Cookie == nil {
+		t.Fatalf("renewal: %v", d)
+	}
+	rw.back.Store(3)
+	restarted, err := middleware.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := restarted.Check(ctx, d.Cookie.Value); !errors.Is(d.Cause, middleware.ErrStoreRolledBack) {
+		t.Fatalf("renewed cookie after the rollback: %v (cause %v), want the rollback found", d, d.Cause)
+	}
+}
