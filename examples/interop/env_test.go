@@ -245,6 +245,21 @@ func (e *env) me(t *testing.T, b *http.Client) (int, string) {
 	return res.StatusCode, body.Error
 }
 
+// bearer calls the example's GET /api/hello with an access token: the
+// status and the body.
+func (e *env) bearer(t *testing.T, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.URL+"/api/hello", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return res.StatusCode, strings.TrimSpace(string(raw)) + " " + res.Header.Get("WWW-Authenticate")
+}
+
 // delivery is one back-channel logout request the app answered.
 type delivery struct {
 	Path   string
