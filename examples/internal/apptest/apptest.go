@@ -86,20 +86,7 @@ func Start(t *testing.T, name string, route func(*app.App) http.Handler) *Env {
 	t.Cleanup(idpSrv.Close)
 	e.tls = idpSrv.Client()
 
-	// The store has existed for a while, as in production: bearer tokens
-	// issued less than the guard's skew after the store's epoch began are
-	// refused (a wiped store must not resurrect tokens), so a store born
-	// in the test's first millisecond would refuse every token. Its clock
-	// reads a minute in the past until the environment is up, which is
-	// when memstore.New stamps the epoch.
-	var ready atomic.Bool
-	store := memstore.New(memstore.Config{Now: func() time.Time {
-		if ready.Load() {
-			return time.Now()
-		}
-		return time.Now().Add(-time.Minute)
-	}})
-	ready.Store(true)
+	store := AgedStore()
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.App, err = app.New(context.Background(), app.Config{
@@ -117,6 +104,24 @@ func Start(t *testing.T, name string, route func(*app.App) http.Handler) *Env {
 	appSrv.Start()
 	t.Cleanup(appSrv.Close)
 	return e
+}
+
+// AgedStore returns an in-process store that has existed for a while, as
+// in production: bearer tokens issued less than the guard's skew after
+// the store's epoch began are refused (a wiped store must not resurrect
+// tokens), so a store born in the test's first millisecond would refuse
+// every token. Its epoch is stamped a minute in the past (memstore.New
+// reads the clock once for it); afterwards its clock is the real one.
+func AgedStore() *memstore.Store {
+	var ready atomic.Bool
+	store := memstore.New(memstore.Config{Now: func() time.Time {
+		if ready.Load() {
+			return time.Now()
+		}
+		return time.Now().Add(-time.Minute)
+	}})
+	ready.Store(true)
+	return store
 }
 
 // Browser returns a client with its own cookie jar that trusts the
