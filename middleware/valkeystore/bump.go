@@ -270,7 +270,13 @@ func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int6
 // with "<server unix ms>-<ARGV[2]>" (the form of [middleware.NewEpoch]),
 // advances the sequence number (KEYS[2]) and tells watchers (channel
 // ARGV[3]), atomically. Returns {epoch in force, sequence number}.
-var rotateScript = valkey.NewLuaScript(`
+//
+// Unlike the bump script it is idempotent (a second run finds the epoch
+// already replaced and changes nothing), so valkey-go may retry it. That
+// matters: a rotation follows a server restart, and the first write after
+// one may go out on a connection the restart broke, failing with EOF where
+// a retry on a new connection succeeds.
+var rotateScript = valkey.NewLuaScriptRetryable(`
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   local t = redis.call('TIME')
