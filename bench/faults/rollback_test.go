@@ -179,7 +179,7 @@ func startScenario(t *testing.T, persistence string, args ...string) *scenario {
 	sc.revoke(0, 5)
 	sc.expect(5)
 	sc.logf("step 3  revoked user-00..user-04; seq %d; instance A: those 5 refused, user-05..user-09 and bystanders allowed", sc.seq())
-	sc.do("SAVE")
+	rawDo(t, sc.srv, "SAVE")
 	sc.logf("step 4  SAVE: the RDB snapshot holds seq %d", sc.seq())
 	sc.revoke(5, 10)
 	sc.expect(10)
@@ -277,25 +277,7 @@ func (sc *scenario) all() []*http.Cookie {
 	return append(append(sc.users[:len(sc.users):len(sc.users)], sc.bystanders[:]...), sc.late)
 }
 
-// do runs one command on its own connection, without valkey-go: what the
-// store holds, seen by the harness, not by the client under test.
-func (sc *scenario) do(args ...string) any {
-	c, err := redisproc.Dial(sc.srv.Addr, 5*time.Second)
-	if err != nil {
-		sc.t.Fatalf("dial %s: %v", sc.srv.Addr, err)
-	}
-	defer c.Close()
-	v, err := c.Do(args...)
-	if err != nil {
-		sc.t.Fatalf("%s: %v", args[0], err)
-	}
-	return v
-}
-
-func (sc *scenario) get(key string) string {
-	s, _ := sc.do("GET", sc.prefix+key).(string)
-	return s
-}
+func (sc *scenario) get(key string) string { return rawGet(sc.t, sc.srv, sc.prefix+key) }
 
 func (sc *scenario) epoch() string { return sc.get("epoch") }
 
