@@ -410,10 +410,10 @@ var errShortDst = errors.New("valkeystore: dst is shorter than scopes")
 // heap allocation for the key list; a session needs at most six.
 const keysOnStack = 8
 
-// Fences implements [middleware.Store]. It reads the epoch and every fence
-// with one cacheable MGET through the client-side cache, then confirms the
-// epoch with a cached GET: in steady state no network round trip, about
-// 2µs and three allocations for five scopes. A scope never written, or
+// Fences implements [middleware.Store]. It reads every fence, the epoch and
+// the sequence number with one cacheable MGET through the client-side
+// cache, then confirms the epoch with a cached GET: in steady state no
+// network round trip, about 2µs and three allocations for five scopes. A scope never written, or
 // expired, reads as the zero fence.
 //
 // Fails closed: a value that does not decode, a connection lost or a
