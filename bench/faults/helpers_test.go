@@ -14,6 +14,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/adapters/nethttp"
+	"github.com/sessionfence/sessionfence/bench/internal/redisproc"
 	"github.com/sessionfence/sessionfence/bench/internal/variants"
 	"github.com/sessionfence/sessionfence/middleware"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
@@ -186,4 +187,28 @@ func (l *load) end() []event {
 	close(l.stop)
 	l.wg.Wait()
 	return l.events
+}
+
+// rawDo runs one command on srv over a connection of its own, without
+// valkey-go: what the server holds, seen by the harness, not by the client
+// under test.
+func rawDo(t *testing.T, srv *redisproc.Server, args ...string) any {
+	t.Helper()
+	c, err := redisproc.Dial(srv.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", srv.Addr, err)
+	}
+	defer c.Close()
+	v, err := c.Do(args...)
+	if err != nil {
+		t.Fatalf("%v on %s: %v", args, srv.Addr, err)
+	}
+	return v
+}
+
+// rawGet reads key on srv with rawDo ("" when absent).
+func rawGet(t *testing.T, srv *redisproc.Server, key string) string {
+	t.Helper()
+	s, _ := rawDo(t, srv, "GET", key).(string)
+	return s
 }

@@ -40,7 +40,7 @@ const (
 // stored time is kept. Generations are Lua numbers (doubles), exact far
 // beyond any real count; a stored value outside 2^52 is treated as corrupt
 // rather than rounded.
-var bumpScript = valkey.NewLuaScript(`
+var bumpScript = newWriteScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local kind = tonumber(ARGV[1])
@@ -122,7 +122,7 @@ end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[7], seq .. ' ' .. ARGV[8])
 return {val, epoch, seq}
-`)
+`, false)
 
 // Bump implements [middleware.Store]. One server-side script reads the
 // fence, applies [middleware.ApplyBump] at the server's TIME (never this
@@ -138,6 +138,12 @@ return {val, epoch, seq}
 // timeout, Bump returns the new fence together with an error wrapping
 // [middleware.ErrStoreUnavailable]: the bump is applied, but this
 // instance's reads may lag until its connection recovers.
+//
+// With Config.WaitReplicas, Bump also waits (at most Config.WaitTimeout)
+// until that many replicas acknowledge the change. If fewer do, it returns
+// the new fence together with an error wrapping [ErrNotReplicated] and
+// [middleware.ErrStoreUnavailable]: applied on the primary, not yet safe
+// from a failover.
 //
 // Errors: [middleware.ErrInvalidScope], [middleware.ErrInvalidBump] (also
 // for an announcement whose time is not after the server's clock),
@@ -171,9 +177,9 @@ func (s *Store) Bump(ctx context.Context, scope middleware.Scope, b middleware.B
 	}
 	scopeKey := scope.Key()
 
-	ctx, cancel := s.opContext(ctx)
+	ctx, cancel := s.writeContext(ctx)
 	defer cancel()
-	vals, err := bumpScript.Exec(ctx, s.client,
+	res, repl := s.write(ctx, bumpScript,
 		[]string{s.fencePrefix + scopeKey, s.epochKey, s.seqKey},
 		[]string{
 			strconv.Itoa(int(b.Kind)),
@@ -184,7 +190,8 @@ func (s *Store) Bump(ctx context.Context, scope middleware.Scope, b middleware.B
 			randomHex(),
 			s.channel,
 			scopeKey,
-		}).ToArray()
+		})
+	vals, err := res.ToArray()
 	if err != nil {
 		return middleware.Fence{}, s.bumpError(scope, err)
 	}
@@ -201,10 +208,10 @@ func (s *Store) Bump(ctx context.Context, scope middleware.Scope, b middleware.B
 	if !ok {
 		return middleware.Fence{}, unavailable("bump", fmt.Errorf("script wrote a malformed value %q", text))
 	}
-	if err := s.awaitOwnInvalidation(ctx, epoch, seq); err != nil {
-		return f, err
+	if repl != nil {
+		repl = fmt.Errorf("valkeystore: bump %v: %w", scope, repl)
 	}
-	return f, nil
+	return f, errors.Join(repl, s.awaitOwnInvalidation(ctx, epoch, seq))
 }
 
 // bumpError maps the script's error replies to the sentinels, and every
@@ -270,7 +277,16 @@ func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int6
 // with "<server unix ms>-<ARGV[2]>" (the form of [middleware.NewEpoch]),
 // advances the sequence number (KEYS[2]) and tells watchers (channel
 // ARGV[3]), atomically. Returns {epoch in force, sequence number}.
-var rotateScript = valkey.NewLuaScript(`
+//
+// Unlike the bump script it is idempotent (a second run finds the epoch
+// already replaced and changes nothing), so valkey-go may retry it. That
+// matters: a rotation follows a server restart, and the first write after
+// one may go out on a connection the restart broke, failing with EOF where
+// a retry on a new connection succeeds. With Config.WaitReplicas it is not
+// retried (see [Store.write]); a rotation that fails then leaves the
+// request refused as store_unavailable, and the next request detects the
+// rollback again.
+var rotateScript = newWriteScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   local t = redis.call('TIME')
@@ -282,18 +298,22 @@ if cur == ARGV[1] then
   return {cur, seq}
 end
 return {cur or '', tonumber(redis.call('GET', KEYS[2]) or '0')}
-`)
+`, true)
 
 // RotateEpoch implements [middleware.EpochRotator] with one server-side
 // script: when the epoch still holds from, it is replaced by a new one made
 // on the server's clock, so every session issued under from fails closed on
 // every instance. The fences are kept. Like [Store.Bump], it returns once
-// this store's own cache can no longer serve the old epoch.
+// this store's own cache can no longer serve the old epoch, and with
+// Config.WaitReplicas waits for replicas: when too few acknowledge it
+// returns the new epoch together with an error wrapping
+// [ErrNotReplicated] and [middleware.ErrStoreUnavailable].
 func (s *Store) RotateEpoch(ctx context.Context, from string) (string, error) {
-	ctx, cancel := s.opContext(ctx)
+	ctx, cancel := s.writeContext(ctx)
 	defer cancel()
-	vals, err := rotateScript.Exec(ctx, s.client, []string{s.epochKey, s.seqKey},
-		[]string{from, randomHex(), s.channel}).ToArray()
+	res, repl := s.write(ctx, rotateScript, []string{s.epochKey, s.seqKey},
+		[]string{from, randomHex(), s.channel})
+	vals, err := res.ToArray()
 	if err != nil {
 		return "", unavailable("rotate the epoch", err)
 	}
@@ -311,6 +331,9 @@ func (s *Store) RotateEpoch(ctx context.Context, from string) (string, error) {
 	}
 	if err := s.awaitOwnInvalidation(ctx, epoch, seq); err != nil {
 		return "", err
+	}
+	if repl != nil {
+		return epoch, fmt.Errorf("valkeystore: rotate the epoch: %w", repl)
 	}
 	return epoch, nil
 }

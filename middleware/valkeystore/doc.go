@@ -16,7 +16,7 @@
 //
 //	<prefix>epoch            the store epoch: "<server unix ms>-<32 random hex digits>"
 //	<prefix>f:<Scope.Key()>  one fence, e.g. "{sessionfence}:f:u:https://idp|alice"
-//	<prefix>seq              a counter every bump increments (see below)
+//	<prefix>seq              the bump sequence number: every bump and epoch rotation increments it
 //	<prefix>probe:<random>   short-lived keys New uses to test the cache
 //	<prefix>changed          the pub/sub channel every bump publishes on
 //
@@ -62,16 +62,20 @@
 //
 // # Reads and writes
 //
-// [Store.Fences] sends one cacheable MGET of the epoch and the fence keys
-// through valkey.Client.DoCache. valkey-go keeps one cache entry per key,
-// so a bump invalidates only the fence it changed. A cached GET of the
-// epoch then confirms that no wipe happened while the fences were read (a
-// reset fence must never be paired with the old epoch); when the epoch is
-// absent or moved, one script creates it if needed and returns every key
-// in one atomic read. A warm read costs about two microseconds and three
+// [Store.Fences] sends one cacheable MGET of the fence keys, the epoch and
+// the sequence number through valkey.Client.DoCache, and returns the last
+// two as the read's [middleware.Version]: the guard compares the sequence
+// number with the highest it and the session's cookie have seen, to detect
+// a store that went back in time (see [middleware.ErrStoreRolledBack]).
+// valkey-go keeps one cache entry per key, so a bump invalidates only the
+// fence it changed. A cached GET of the epoch then confirms that no wipe
+// happened while the fences were read (a reset fence must never be paired
+// with the old epoch); when the epoch is absent or moved, one script
+// creates it if needed and returns every key in one atomic read. A warm read costs about two microseconds and three
 // small allocations for five fences.
 //
-// [Store.Bump] runs one Lua script (EVALSHA, falling back to EVAL) that
+// [Store.Bump] runs one Lua script (EVALSHA, falling back to EVAL; EVAL
+// with [Config].WaitReplicas) that
 // reads the server's TIME, parses the current value, applies exactly the
 // steps of [middleware.ApplyBump], writes the result (with PX when the bump
 // has a TTL), creates the epoch if absent, increments <prefix>seq and
@@ -81,6 +85,30 @@
 // script set (or goes to the server): from then on its own cache cannot
 // hold the fence as it was before the bump, whose invalidation may travel
 // on another connection than the script's reply.
+//
+// [Store.RotateEpoch] implements [middleware.EpochRotator], which the guard
+// calls when it finds the store behind what it had seen: one script
+// replaces the epoch only while it still holds the one the guard read
+// (instances that notice at once agree on one new epoch), increments
+// <prefix>seq and publishes on <prefix>changed. The fences are kept. The
+// script is idempotent, so valkey-go may retry it after a connection error.
+//
+// # Replicas and persistence
+//
+// Replication is asynchronous: a bump's reply does not say that a replica
+// has it. With [Config].WaitReplicas = n, Bump and RotateEpoch send the
+// script and WAIT n WaitTimeout together in one DoMulti, which valkey-go
+// runs in order on one connection taken for that batch (WAIT counts the
+// acknowledgements of the last write of its own connection). When fewer
+// than n replicas acknowledge within [Config].WaitTimeout (default one
+// second) the change is still in force on the primary, and the call
+// returns its result together with an error wrapping [ErrNotReplicated]
+// and [middleware.ErrStoreUnavailable]. With WaitReplicas the script is
+// sent in full (EVAL) and never retried.
+//
+// For a single server, the change must be on disk before its reply:
+// appendonly yes with appendfsync always. RDB snapshots alone lose every
+// bump acknowledged since the last snapshot when the server crashes.
 //
 // # Propagation bound
 //
@@ -109,10 +137,14 @@
 //   - The server must not evict keys (maxmemory-policy noeviction): an
 //     evicted fence reads as never bumped. [New] checks this where CONFIG
 //     is allowed ([Config].InsecureAllowEviction to override).
-//   - Replication is asynchronous: a failover to a replica that had not
-//     received the last bumps keeps the epoch and loses those bumps. Use
-//     persistence and failover settings that do not lose acknowledged
-//     writes if that window matters to you, or bump again after a failover.
+//   - A failover to a replica that had not received the last bumps, or a
+//     restart from an older snapshot, keeps the epoch and loses those
+//     bumps. The guard detects it where an instance or a returning cookie
+//     had seen a later bump, and rotates the epoch (everyone logs in
+//     again); where nobody had, the lost revocations are silently undone.
+//     Keep acknowledged writes: appendfsync always, or
+//     [Config].WaitReplicas. After restoring a backup on purpose, delete
+//     <prefix>epoch.
 //   - Never delete fence keys by hand while keeping the epoch key: that
 //     resets those fences and revives the sessions they revoked. To reset
 //     a store, delete <prefix>epoch first (every session then fails

@@ -89,6 +89,31 @@ type Config struct {
 	// (approximately: see [Store.AppendAudit]). Default
 	// [DefaultAuditCap], 100000; negative is an error.
 	AuditCap int
+
+	// WaitReplicas, when positive, makes every fence change ([Store.Bump]
+	// and [Store.RotateEpoch]) wait until that many replicas have
+	// acknowledged it (Valkey's WAIT), for at most WaitTimeout. A change
+	// that fewer replicas acknowledged is still applied on the primary,
+	// and returns its result together with an error wrapping
+	// [ErrNotReplicated] and [middleware.ErrStoreUnavailable]: a failover
+	// now could lose it, so the caller should bump again or tell the
+	// operator. Default 0: no waiting, and replication stays asynchronous
+	// (a failover may lose the last acknowledged bumps; the guard then
+	// detects the rollback where it can, see [middleware.ErrStoreRolledBack]).
+	// Negative is an error.
+	//
+	// WAIT makes the replicas hold the change in memory, not on disk;
+	// what a failover keeps also depends on how replicas are promoted.
+	// Reads are not affected.
+	WaitReplicas int
+
+	// WaitTimeout bounds the wait for replicas. Default
+	// [DefaultWaitTimeout], one second, when WaitReplicas is positive;
+	// ignored otherwise; negative is an error. A fence change may then
+	// take up to Timeout + WaitTimeout: the caller's context must leave
+	// that much time, or the call ends with ErrStoreUnavailable and an
+	// unknown outcome.
+	WaitTimeout time.Duration
 }
 
 // Store is a [middleware.Store] on Valkey (or Redis 7+), through a
@@ -100,6 +125,9 @@ type Store struct {
 	prefix   string
 	cacheTTL time.Duration
 	timeout  time.Duration
+
+	waitReplicas int           // 0: fence changes do not wait for replicas
+	waitTimeout  time.Duration // 0 unless waitReplicas > 0
 
 	epochKey    string // <prefix>epoch
 	seqKey      string // <prefix>seq
@@ -155,8 +183,13 @@ func New(client valkey.Client, cfg Config) (*Store, error) {
 	if err := checkPrefix(cfg.Prefix); err != nil {
 		return nil, err
 	}
-	if cfg.CacheTTL < 0 || cfg.Timeout < 0 || cfg.AuditCap < 0 {
-		return nil, fmt.Errorf("%w: negative CacheTTL, Timeout or AuditCap", ErrInvalidConfig)
+	if cfg.CacheTTL < 0 || cfg.Timeout < 0 || cfg.AuditCap < 0 || cfg.WaitReplicas < 0 || cfg.WaitTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative CacheTTL, Timeout, AuditCap, WaitReplicas or WaitTimeout", ErrInvalidConfig)
+	}
+	if cfg.WaitReplicas == 0 {
+		cfg.WaitTimeout = 0
+	} else if cfg.WaitTimeout == 0 {
+		cfg.WaitTimeout = DefaultWaitTimeout
 	}
 	if cfg.AuditCap == 0 {
 		cfg.AuditCap = DefaultAuditCap
@@ -184,6 +217,9 @@ func New(client valkey.Client, cfg Config) (*Store, error) {
 		auditKey:     cfg.Prefix + "audit",
 		auditCap:     cfg.AuditCap,
 		regPrefix:    cfg.Prefix + "reg:",
+
+		waitReplicas: cfg.WaitReplicas,
+		waitTimeout:  cfg.WaitTimeout,
 	}
 	// The checks get a generous bound of their own: New runs once, at
 	// start-up, possibly before the server is warm.
@@ -360,10 +396,15 @@ func unavailable(op string, err error) error {
 // ends sooner. The returned function must be called when the operation is
 // over.
 func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.timeout {
+	return boundContext(ctx, s.timeout)
+}
+
+// boundContext bounds ctx by d unless it already ends sooner.
+func boundContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, s.timeout)
+	return context.WithTimeout(ctx, d)
 }
 
 var errShortDst = errors.New("valkeystore: dst is shorter than scopes")
@@ -372,10 +413,10 @@ var errShortDst = errors.New("valkeystore: dst is shorter than scopes")
 // heap allocation for the key list; a session needs at most six.
 const keysOnStack = 8
 
-// Fences implements [middleware.Store]. It reads the epoch and every fence
-// with one cacheable MGET through the client-side cache, then confirms the
-// epoch with a cached GET: in steady state no network round trip, about
-// 2µs and three allocations for five scopes. A scope never written, or
+// Fences implements [middleware.Store]. It reads every fence, the epoch and
+// the sequence number with one cacheable MGET through the client-side
+// cache, then confirms the epoch with a cached GET: in steady state no
+// network round trip, about 2µs and three allocations for five scopes. A scope never written, or
 // expired, reads as the zero fence.
 //
 // Fails closed: a value that does not decode, a connection lost or a

@@ -466,6 +466,8 @@ func TestNewChecksConfigAndClient(t *testing.T) {
 		{"prefix with an unclosed brace", valkeystore.Config{Prefix: "{sessionfence:"}, nil, valkeystore.ErrInvalidConfig},
 		{"negative timeout", valkeystore.Config{Prefix: testPrefix(), Timeout: -1}, nil, valkeystore.ErrInvalidConfig},
 		{"negative cache ttl", valkeystore.Config{Prefix: testPrefix(), CacheTTL: -1}, nil, valkeystore.ErrInvalidConfig},
+		{"negative wait replicas", valkeystore.Config{Prefix: testPrefix(), WaitReplicas: -1}, nil, valkeystore.ErrInvalidConfig},
+		{"negative wait timeout", valkeystore.Config{Prefix: testPrefix(), WaitReplicas: 1, WaitTimeout: -1}, nil, valkeystore.ErrInvalidConfig},
 		{"client with caching disabled", valkeystore.Config{Prefix: testPrefix()}, func(t *testing.T) valkey.Client {
 			return newClient(t, addr, func(o *valkey.ClientOption) { o.DisableCache = true })
 		}, valkeystore.ErrNoClientCache},

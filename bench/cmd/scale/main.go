@@ -30,7 +30,6 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/bench/internal/cli"
-	"github.com/sessionfence/sessionfence/bench/internal/redisproc"
 	"github.com/sessionfence/sessionfence/middleware"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
@@ -103,12 +102,7 @@ func open(name, addr string) (*env, error) {
 		e.cleanup = func() { _ = st.Close(); client.Close(); stop() }
 		if server != nil {
 			e.memory = func() string {
-				c, err := redisproc.Dial(server.Addr, 5*time.Second)
-				if err != nil {
-					return "?"
-				}
-				defer c.Close()
-				info, err := c.Info("memory")
+				info, err := server.Info("memory")
 				if err != nil {
 					return "?"
 				}

@@ -246,6 +246,17 @@ func (s *Server) Log() string {
 	return s.log.String()
 }
 
+// Info returns the fields of the server's INFO section over a connection
+// of its own (see [Conn.Info]).
+func (s *Server) Info(section string) (map[string]string, error) {
+	c, err := Dial(s.Addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Info(section)
+}
+
 // Close kills the server if it runs and removes its directory.
 func (s *Server) Close() {
 	_ = s.Kill()
