@@ -344,9 +344,13 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 		return d
 	}
 	if s.seq > v.Seq && !d.Stale {
-		// The cookie was issued after bumps the store no longer has.
-		failed(&d, g.rollback(ctx, v, s.seq))
-		return d
+		// The cookie was sealed after bumps this read does not show:
+		// either this instance lags another's bump (the read stands) or
+		// the store lost them (rollback).
+		if err := g.rollback(ctx, v, s.seq); err != nil {
+			failed(&d, err)
+			return d
+		}
 	}
 	d.seq = v.Seq
 	refused := false
@@ -401,7 +405,9 @@ func (g *Guard) read(ctx context.Context, list []Scope, fences []Fence, d *Decis
 	observeStore(g.cfg.Observer, StoreOpFences, start, err)
 	if err == nil {
 		if back, seen := g.marks.observe(v); back {
-			return Version{}, g.rollback(ctx, v, seen)
+			if err := g.rollback(ctx, v, seen); err != nil {
+				return Version{}, err
+			}
 		}
 		if g.stale != nil && check {
 			g.stale.record(g.now(), v, list, fences)

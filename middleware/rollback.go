@@ -64,24 +64,36 @@ func (m *marks) observe(v Version) (regressed bool, seen uint64) {
 var errRotated = errors.New("sessionfence: epoch rotated")
 
 // rollback handles a read that answered v although seen had been seen
-// under v.Epoch. It rotates the epoch when the store can, and returns an
-// error wrapping ErrStoreRolledBack: with errRotated when every session of
-// the old epoch is now refused, else also wrapping ErrStoreUnavailable
-// (fail closed until an operator acts).
+// under v.Epoch. It asks the store to rotate the epoch if the store itself
+// (not this instance's cache) is behind seen. It returns nil when the store
+// is not behind: this instance only lags another's bump (a cookie sealed
+// on an instance that already read it), within the propagation bound, and
+// the read stands. Otherwise an error wrapping ErrStoreRolledBack: with
+// errRotated when every session of the old epoch is now refused, else also
+// wrapping ErrStoreUnavailable (fail closed until an operator acts).
 func (g *Guard) rollback(ctx context.Context, v Version, seen uint64) error {
-	g.log.ErrorContext(ctx, "sessionfence: the store answered older than already seen; acknowledged revocations may be lost, so every session must log in again",
-		"epoch", v.Epoch, "seq", v.Seq, "seen", seen)
 	r, ok := g.cfg.Store.(EpochRotator)
 	if !ok {
+		g.log.ErrorContext(ctx, "sessionfence: the store answered older than already seen and cannot rotate its epoch; failing closed",
+			"epoch", v.Epoch, "seq", v.Seq, "seen", seen)
 		return fmt.Errorf("%w: %w: the store cannot rotate its epoch (seq %d < %d)", ErrStoreUnavailable, ErrStoreRolledBack, v.Seq, seen)
 	}
-	e, err := r.RotateEpoch(ctx, v.Epoch)
+	e, err := r.RotateEpoch(ctx, v.Epoch, seen)
 	if err != nil {
 		if !errors.Is(err, ErrStoreUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 		}
+		g.log.ErrorContext(ctx, "sessionfence: the store may have gone back in time and the epoch could not be rotated; failing closed",
+			"epoch", v.Epoch, "seq", v.Seq, "seen", seen, "cause", err.Error())
 		return fmt.Errorf("%w: rotating the epoch: %w", ErrStoreRolledBack, err)
 	}
+	if e == v.Epoch {
+		// The store is at or past seen: our read came from a cache that
+		// has not yet received another instance's invalidation.
+		return nil
+	}
+	g.log.ErrorContext(ctx, "sessionfence: the store answered older than already seen; acknowledged revocations may be lost, so every session must log in again",
+		"epoch", v.Epoch, "seq", v.Seq, "seen", seen)
 	g.log.ErrorContext(ctx, "sessionfence: store epoch rotated after a rollback", "old", v.Epoch, "new", e)
 	return fmt.Errorf("%w (seq %d < %d): %w", ErrStoreRolledBack, v.Seq, seen, errRotated)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,68 @@ func (r *rewindStore) Fences(ctx context.Context, s []middleware.Scope, dst []mi
 		v.Seq -= min(b, v.Seq)
 	}
 	return v, err
+}
+
+// RotateEpoch judges "behind" by the rewound sequence number: this store's
+// source has really lost the bumps.
+func (r *rewindStore) RotateEpoch(ctx context.Context, from string, seen uint64) (string, error) {
+	v, err := r.Fences(ctx, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if v.Epoch != from || v.Seq >= seen {
+		return v.Epoch, nil
+	}
+	return r.Store.RotateEpoch(ctx, from, math.MaxUint64)
+}
+
+// lagStore answers reads with the sequence number set back, as an
+// instance whose cache has not yet received another's invalidation would,
+// while the store itself (the memstore's RotateEpoch) is up to date.
+type lagStore struct {
+	*memstore.Store
+	back atomic.Uint64
+}
+
+func (l *lagStore) Fences(ctx context.Context, s []middleware.Scope, dst []middleware.Fence) (middleware.Version, error) {
+	v, err := l.Store.Fences(ctx, s, dst)
+	if b := l.back.Load(); err == nil && b > 0 {
+		v.Seq -= min(b, v.Seq)
+	}
+	return v, err
+}
+
+// A cookie sealed on an instance that already read a bump, presented to
+// one whose cache has not: the store is not behind, so nothing is rotated
+// and the session passes (found by the Valkey Cluster failover test, where
+// every logout elsewhere made this happen).
+func TestALaggingInstanceIsNotARollback(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	ls := &lagStore{Store: memstore.New(memstore.Config{Now: c.Now})}
+	g, err := middleware.New(middleware.Config{Store: ls, Keys: [][]byte{key(1)}, Now: c.Now, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ls.Bump(ctx, middleware.SessionScope("someone-else"), revoke); err != nil {
+		t.Fatal(err)
+	}
+	_, ck, err := g.Issue(ctx, alice) // sealed at sequence 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := ls.Epoch(ctx)
+	ls.back.Store(1)
+	lagging, err := middleware.New(middleware.Config{Store: ls, Keys: [][]byte{key(1)}, Now: c.Now, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := lagging.Check(ctx, ck.Value); d.Kind != middleware.DecisionAllowed {
+		t.Fatalf("newer cookie on a lagging instance: %v (cause %v), want allowed", d, d.Cause)
+	}
+	if after, _ := ls.Epoch(ctx); after != before {
+		t.Fatalf("epoch rotated from %s to %s for a lagging read", before, after)
+	}
 }
 
 // noRotate is a store that cannot rotate its epoch.

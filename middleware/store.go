@@ -69,11 +69,15 @@ type Version struct {
 // fails closed on every instance, as after a wipe, because the fences that
 // would have refused some of them may be lost.
 type EpochRotator interface {
-	// RotateEpoch replaces the epoch with a new one if it is still from,
-	// and returns the epoch in force afterwards: the new one, or the one
-	// another caller already replaced from with. Errors wrap
-	// [ErrStoreUnavailable].
-	RotateEpoch(ctx context.Context, from string) (string, error)
+	// RotateEpoch replaces the epoch with a new one if it is still from
+	// and the store's own sequence number under it (read at the source,
+	// never from a cache) is below seen, atomically: the store really has
+	// lost writes that a witness saw. Otherwise nothing changes: a reader
+	// whose cache lags another instance's bump is not a rollback. It
+	// returns the epoch in force afterwards: from when nothing changed,
+	// else the new one (or the one another caller already replaced from
+	// with). Errors wrap [ErrStoreUnavailable].
+	RotateEpoch(ctx context.Context, from string, seen uint64) (string, error)
 }
 
 // Clock is an optional ability of a store: the store's current time, used

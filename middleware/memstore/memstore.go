@@ -226,12 +226,13 @@ func (s *Store) Wipe() {
 }
 
 // RotateEpoch implements [middleware.EpochRotator]: when the epoch is still
-// from, a new one is made on the store's clock (fences are kept, and every
-// session issued under from fails closed); either way the epoch in force is
-// returned. Watchers are notified of a rotation.
-func (s *Store) RotateEpoch(_ context.Context, from string) (string, error) {
+// from and fewer than seen bumps were applied under it, a new epoch is made
+// on the store's clock (fences are kept, and every session issued under
+// from fails closed); either way the epoch in force is returned. Watchers
+// are notified of a rotation.
+func (s *Store) RotateEpoch(_ context.Context, from string, seen uint64) (string, error) {
 	s.mu.Lock()
-	rotated := s.epoch == from
+	rotated := s.epoch == from && s.seq < seen
 	if rotated {
 		s.epoch = middleware.NewEpoch(s.now())
 		s.seq++

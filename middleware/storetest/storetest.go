@@ -108,7 +108,7 @@ var cases = []testCase{
 	{"concurrent bumps from two clients never lose a generation", testConcurrentBumps},
 	{"a reader never sees a generation go back while bumps run", testMonotonicReads},
 	{"every bump advances the sequence number of the version", testSeqAdvances},
-	{"rotating the epoch replaces it only while it is still the one given", testRotateEpoch},
+	{"rotating the epoch replaces it only while it is still the one given and the store is behind the witness", testRotateEpoch},
 	{"recorded lifetimes only ever grow and are shared by every client", testLifetimes},
 	{"reload moves independently of the generation", testReload},
 	{"announce in the future keeps the generation and sets the pending time", testAnnounce},
@@ -978,10 +978,20 @@ func testRotateEpoch(t *testing.T, s *suite) {
 	sc := middleware.TenantScope("acme")
 	f := s.bump(t, s.h.Store, sc, middleware.Bump{Kind: middleware.BumpRevoke})
 	old := version(t, s.h.Store)
-	if got, err := r.RotateEpoch(t.Context(), "not-the-epoch"); err != nil || got != old.Epoch {
+	if got, err := r.RotateEpoch(t.Context(), "not-the-epoch", old.Seq+1); err != nil || got != old.Epoch {
 		t.Fatalf("rotate from another epoch = %q, %v; want the epoch in force %q unchanged", got, err, old.Epoch)
 	}
-	next, err := r.RotateEpoch(t.Context(), old.Epoch)
+	// A witness that saw no more than the store has is a reader whose
+	// cache lagged, not a rollback: nothing changes.
+	for _, seen := range []uint64{0, old.Seq} {
+		if got, err := r.RotateEpoch(t.Context(), old.Epoch, seen); err != nil || got != old.Epoch {
+			t.Fatalf("rotate with seen %d <= seq %d = %q, %v; want the epoch unchanged", seen, old.Seq, got, err)
+		}
+	}
+	if v := version(t, s.h.Store); v != old {
+		t.Fatalf("version %+v after refused rotations, want %+v", v, old)
+	}
+	next, err := r.RotateEpoch(t.Context(), old.Epoch, old.Seq+1)
 	if err != nil || next == old.Epoch || next == "" {
 		t.Fatalf("rotate = %q, %v; want a new epoch", next, err)
 	}
@@ -993,7 +1003,7 @@ func testRotateEpoch(t *testing.T, s *suite) {
 	}
 	// A second rotation from the old epoch (another instance that saw the
 	// same rollback) agrees on the new one.
-	if again, err := r.RotateEpoch(t.Context(), old.Epoch); err != nil || again != next {
+	if again, err := r.RotateEpoch(t.Context(), old.Epoch, old.Seq+1); err != nil || again != next {
 		t.Fatalf("second rotate from the old epoch = %q, %v; want %q", again, err, next)
 	}
 	wantFence(t, "fence after rotating", read1(t, s.h.Store, sc), f)

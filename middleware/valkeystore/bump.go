@@ -273,10 +273,12 @@ func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int6
 	}
 }
 
-// rotateScript replaces the epoch (KEYS[1]) when it still holds ARGV[1],
-// with "<server unix ms>-<ARGV[2]>" (the form of [middleware.NewEpoch]),
-// advances the sequence number (KEYS[2]) and tells watchers (channel
-// ARGV[3]), atomically. Returns {epoch in force, sequence number}.
+// rotateScript replaces the epoch (KEYS[1]) when it still holds ARGV[1]
+// and the sequence number (KEYS[2]) is below ARGV[4] (the server really is
+// behind what a witness saw; a reader whose cache lagged is not), with
+// "<server unix ms>-<ARGV[2]>" (the form of [middleware.NewEpoch]),
+// advances the sequence number and tells watchers (channel ARGV[3]),
+// atomically. Returns {epoch in force, sequence number}.
 //
 // Unlike the bump script it is idempotent (a second run finds the epoch
 // already replaced and changes nothing), so valkey-go may retry it. That
@@ -288,31 +290,33 @@ func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int6
 // rollback again.
 var rotateScript = newWriteScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if cur == ARGV[1] and seq < tonumber(ARGV[4]) then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   cur = string.format('%d-%s', ms, ARGV[2])
   redis.call('SET', KEYS[1], cur)
-  local seq = redis.call('INCR', KEYS[2])
+  seq = redis.call('INCR', KEYS[2])
   redis.call('PUBLISH', ARGV[3], seq .. ' epoch')
   return {cur, seq}
 end
-return {cur or '', tonumber(redis.call('GET', KEYS[2]) or '0')}
+return {cur or '', seq}
 `, true)
 
 // RotateEpoch implements [middleware.EpochRotator] with one server-side
-// script: when the epoch still holds from, it is replaced by a new one made
-// on the server's clock, so every session issued under from fails closed on
-// every instance. The fences are kept. Like [Store.Bump], it returns once
+// script: when the epoch still holds from and the server's sequence number
+// is below seen, the epoch is replaced by a new one made on the server's
+// clock, so every session issued under from fails closed on every
+// instance. The fences are kept. Like [Store.Bump], it returns once
 // this store's own cache can no longer serve the old epoch, and with
 // Config.WaitReplicas waits for replicas: when too few acknowledge it
 // returns the new epoch together with an error wrapping
 // [ErrNotReplicated] and [middleware.ErrStoreUnavailable].
-func (s *Store) RotateEpoch(ctx context.Context, from string) (string, error) {
+func (s *Store) RotateEpoch(ctx context.Context, from string, seen uint64) (string, error) {
 	ctx, cancel := s.writeContext(ctx)
 	defer cancel()
 	res, repl := s.write(ctx, rotateScript, []string{s.epochKey, s.seqKey},
-		[]string{from, randomHex(), s.channel})
+		[]string{from, randomHex(), s.channel, strconv.FormatUint(seen, 10)})
 	vals, err := res.ToArray()
 	if err != nil {
 		return "", unavailable("rotate the epoch", err)
@@ -340,8 +344,11 @@ func (s *Store) RotateEpoch(ctx context.Context, from string) (string, error) {
 
 // lifetimesScript raises the recorded lifetimes (a hash at KEYS[1] with
 // fields "session" and "idp_session", milliseconds) to at least ARGV[1]
-// and ARGV[2], and returns both as recorded afterwards.
-var lifetimesScript = valkey.NewLuaScript(`
+// and ARGV[2], and returns both as recorded afterwards. It is idempotent
+// (raising to a maximum twice is raising once), so valkey-go may retry it:
+// it is the first write of a guard after a server restart, which may go
+// out on a connection the restart broke.
+var lifetimesScript = valkey.NewLuaScriptRetryable(`
 local out = {}
 for i, f in ipairs({'session', 'idp_session'}) do
   local want = tonumber(ARGV[i])

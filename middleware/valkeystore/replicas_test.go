@@ -2,6 +2,7 @@ package valkeystore_test
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,7 +69,7 @@ func TestFenceChangesNotAcknowledgedByEnoughReplicasAreAppliedAndReported(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := s.RotateEpoch(t.Context(), old)
+	next, err := s.RotateEpoch(t.Context(), old, math.MaxUint64)
 	if !errors.Is(err, valkeystore.ErrNotReplicated) || !errors.Is(err, middleware.ErrStoreUnavailable) {
 		t.Fatalf("RotateEpoch: %v, want ErrNotReplicated and ErrStoreUnavailable", err)
 	}
