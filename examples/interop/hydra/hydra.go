@@ -232,37 +232,9 @@ func freePort() (int, error) {
 // waitReady polls /health/ready on both ports until each answers 200,
 // the process exits, or readyTimeout passes.
 func (s *Server) waitReady() error {
-	deadline := time.Now().Add(readyTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s.ready(s.AdminURL) && s.ready(s.PublicURL) {
-			return nil
-		}
-		select {
-		case <-s.proc.Done():
-			return fmt.Errorf("hydra exited before it was ready: %v", s.proc.Err())
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("hydra not ready after %s", readyTimeout)
-		}
-	}
-}
-
-func (s *Server) ready(base string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/ready", nil)
-	if err != nil {
-		return false
-	}
-	res, err := s.HTTP.Do(req)
-	if err != nil {
-		return false
-	}
-	res.Body.Close()
-	return res.StatusCode == http.StatusOK
+	return s.proc.WaitReady("hydra", readyTimeout, 50*time.Millisecond, func() (bool, error) {
+		return child.GetOK(s.HTTP, s.AdminURL+"/health/ready") && child.GetOK(s.HTTP, s.PublicURL+"/health/ready"), nil
+	})
 }
 
 // logTail is how many lines of Hydra's log a failed test prints.

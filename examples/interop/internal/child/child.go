@@ -6,7 +6,9 @@ package child
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +91,46 @@ func (p *Process) Stop() error {
 	case <-time.After(StopGrace):
 		return fmt.Errorf("%s (pid %d) survived SIGKILL", filepath.Base(p.cmd.Path), pgid)
 	}
+}
+
+// WaitReady calls ready every interval until it reports true (nil), it
+// fails, the process exits, or timeout passes. name labels the errors.
+func (p *Process) WaitReady(name string, timeout, interval time.Duration, ready func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		switch ok, err := ready(); {
+		case err != nil:
+			return err
+		case ok:
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready: %v", name, p.err)
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s", name, timeout)
+		}
+	}
+}
+
+// GetOK reports whether GET u answers 200 within a second.
+func GetOK(c *http.Client, u string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
 }
 
 // Logs returns what the process printed so far (when Start captured it).
