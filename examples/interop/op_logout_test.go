@@ -149,6 +149,11 @@ func TestOIDCProviderLogout(t *testing.T) {
 		if code, _ := e.me(t, c); code != http.StatusUnauthorized {
 			t.Errorf("GET /me after logout: %d", code)
 		}
+		// The app revoked the session's refresh token at the provider's
+		// revocation endpoint (RFC 7009) on its way out; it was accepted.
+		if strings.Contains(e.logs.String(), "refresh token revocation at the provider failed") {
+			t.Errorf("revocation refused:\n%s", e.logs.String())
+		}
 		if _, form := e.login(t, c, alice, nil); !form {
 			t.Error("the login after logout was silent: the provider session survived")
 		}
