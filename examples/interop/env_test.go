@@ -21,6 +21,7 @@ import (
 	"github.com/sessionfence/sessionfence/examples/internal/app"
 	"github.com/sessionfence/sessionfence/examples/internal/apptest"
 	"github.com/sessionfence/sessionfence/examples/interop/hydra"
+	"github.com/sessionfence/sessionfence/examples/interop/internal/child"
 	"github.com/sessionfence/sessionfence/examples/interop/loginapp"
 	"github.com/sessionfence/sessionfence/examples/nethttp/nethttpapp"
 )
@@ -38,23 +39,93 @@ const (
 
 var alice = loginapp.Credentials{Username: "alice", Password: password, Remember: true}
 
+// site is the nethttp example app as the suite runs it against any
+// provider, with its back-channel deliveries recorded, and the provider's
+// sign-in page as a browser meets it.
+type site struct {
+	App  *app.App
+	URL  string // the example app's origin
+	BC   *deliveries
+	op   signInPage
+	logs *child.SyncBuffer
+}
+
+// signInPage finds a provider's sign-in form: whether p is that page, and
+// the URL its form posts to (the markup is loginapp's in both providers).
+type signInPage func(p page) (action string, ok bool)
+
+// listen reserves the example app's port: the provider must know the
+// app's URLs (redirect, back-channel) before the app can discover it.
+func listen(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, "http://" + ln.Addr().String()
+}
+
+// startSite runs the example app on ln against the provider at issuer, as
+// clientID; everything stops in t.Cleanup. Beside the app's own receiver
+// it mounts one at lenientPath that tolerates a missing exp.
+func startSite(t *testing.T, ln net.Listener, issuer, clientID, clientSecret string, op signInPage) *site {
+	t.Helper()
+	s := &site{URL: "http://" + ln.Addr().String(), BC: &deliveries{}, op: op, logs: &child.SyncBuffer{}}
+	store := apptest.AgedStore() // bearer tokens issued right after start pass
+	var err error
+	s.App, err = app.New(t.Context(), app.Config{
+		Name: "nethttp", Addr: ln.Addr().String(), PublicURL: s.URL, Store: store,
+		Issuer: issuer, ClientID: clientID, ClientSecret: clientSecret,
+		TenantClaim: "tenant", AdminSubjects: []string{"alice"}, InsecureCookies: true,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second},
+		Logger:     slog.New(slog.NewTextHandler(s.logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.App.Close)
+
+	// The receiver the app will have once logout tokens without exp are
+	// accepted (issue 12); mounted beside the app's own.
+	lenient, err := backchannel.New(backchannel.Config{
+		Guard:                   s.App.Guard,
+		Issuers:                 []backchannel.Issuer{{Issuer: issuer, ClientID: clientID}},
+		InsecureAllowMissingExp: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(lenientPath, lenient)
+	mux.Handle("/", nethttpapp.Handler(s.App))
+	s.BC.next = mux
+	srv := httptest.NewUnstartedServer(s.BC)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("example app's log:\n%s", s.logs.String())
+		}
+	})
+	return s
+}
+
 // env is Hydra, our login app, and the nethttp example app registered at
 // Hydra as a web client.
 type env struct {
+	*site
 	Hydra    *hydra.Server
 	Login    *loginapp.App
 	LoginURL string
-	App      *app.App
-	URL      string // the example app's origin
 	Client   hydra.Client
-	BC       *deliveries
-	logs     *hydra.SyncBuffer
 }
 
 // start runs the whole environment; everything stops in t.Cleanup.
 func start(t *testing.T) *env {
 	t.Helper()
-	e := &env{BC: &deliveries{}, logs: &hydra.SyncBuffer{}}
+	e := &env{}
 	var err error
 	e.Login, err = loginapp.New(loginapp.Config{
 		Users:  map[string]string{"alice": password, "bob": password},
@@ -68,58 +139,19 @@ func start(t *testing.T) *env {
 	t.Cleanup(loginSrv.Close)
 	e.LoginURL = loginSrv.URL
 
-	appLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.URL = "http://" + appLn.Addr().String()
-
+	appLn, appURL := listen(t)
 	e.Hydra = hydra.Start(t, hydra.Options{
 		LoginURL:              e.LoginURL + loginapp.LoginPath,
 		ConsentURL:            e.LoginURL + loginapp.ConsentPath,
 		LogoutURL:             e.LoginURL + loginapp.LogoutPath,
 		ErrorURL:              e.LoginURL + loginapp.ErrorPath,
-		PostLogoutRedirectURL: e.URL + "/",
+		PostLogoutRedirectURL: appURL + "/",
 	})
 	e.Login.SetAdminURL(e.Hydra.AdminURL)
-	e.Client = e.Hydra.CreateClient(t, hydra.WebClient(e.URL+app.CallbackPath, e.URL+"/", e.URL+app.BackchannelPath))
-
-	store := apptest.AgedStore() // bearer tokens issued right after start pass
-	e.App, err = app.New(t.Context(), app.Config{
-		Name: "nethttp", Addr: appLn.Addr().String(), PublicURL: e.URL, Store: store,
-		Issuer: e.Hydra.Issuer, ClientID: e.Client.ClientID, ClientSecret: e.Client.ClientSecret,
-		TenantClaim: "tenant", AdminSubjects: []string{"alice"}, InsecureCookies: true,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second},
-		Logger:     slog.New(slog.NewTextHandler(e.logs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.App.Close)
-
-	// The receiver the app will have once logout tokens without exp are
-	// accepted (issue 12); mounted beside the app's own.
-	lenient, err := backchannel.New(backchannel.Config{
-		Guard:                   e.App.Guard,
-		Issuers:                 []backchannel.Issuer{{Issuer: e.Hydra.Issuer, ClientID: e.Client.ClientID}},
-		InsecureAllowMissingExp: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(lenientPath, lenient)
-	mux.Handle("/", nethttpapp.Handler(e.App))
-	e.BC.next = mux
-	appSrv := httptest.NewUnstartedServer(e.BC)
-	appSrv.Listener.Close()
-	appSrv.Listener = appLn
-	appSrv.Start()
-	t.Cleanup(appSrv.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("example app's log:\n%s", e.logs.String())
-		}
+	e.Client = e.Hydra.CreateClient(t, hydra.WebClient(appURL+app.CallbackPath, appURL+"/", appURL+app.BackchannelPath))
+	e.site = startSite(t, appLn, e.Hydra.Issuer, e.Client.ClientID, e.Client.ClientSecret, func(p page) (string, bool) {
+		target := e.LoginURL + loginapp.LoginPath
+		return target, strings.HasPrefix(p.URL.String(), target)
 	})
 	return e
 }
@@ -168,37 +200,37 @@ func navigate(t *testing.T, b *http.Client, method, u string, form url.Values, h
 	return page{URL: res.Request.URL, Code: res.StatusCode, Body: string(raw), Location: res.Header.Get("Location")}
 }
 
-// onSignIn reports whether p is our login app's sign-in page.
-func (e *env) onSignIn(p page) bool {
-	return strings.HasPrefix(p.URL.String(), e.LoginURL+loginapp.LoginPath)
-}
-
-// signIn types c into the sign-in page p and returns where the
-// redirects end.
-func (e *env) signIn(t *testing.T, b *http.Client, p page, c loginapp.Credentials) page {
+// signIn types c into p when it is the provider's sign-in page and
+// returns where the redirects end, and whether it typed. A step-up page
+// (code only) with no code in c fails the test.
+func signIn(t *testing.T, b *http.Client, op signInPage, p page, c loginapp.Credentials) (page, bool) {
 	t.Helper()
-	form, _, ok := c.Form(p.Body)
+	action, ok := op(p)
+	if !ok {
+		return p, false
+	}
+	form, stepUp, ok := c.Form(p.Body)
 	if !ok {
 		t.Fatalf("not a sign-in page: %s (%d)\n%s", p.URL, p.Code, p.Body)
 	}
-	return navigate(t, b, http.MethodPost, e.LoginURL+loginapp.LoginPath, form, nil)
+	if stepUp && c.OTP == "" {
+		t.Fatalf("a step-up form at %s, and no code to type", p.URL)
+	}
+	return navigate(t, b, http.MethodPost, action, form, nil), true
 }
 
 // login starts a login at the app (GET /login with query, return_to
 // /me), types c if the provider shows its form, and returns the /me
 // body and whether the form was shown.
-func (e *env) login(t *testing.T, b *http.Client, c loginapp.Credentials, query url.Values) (app.Me, bool) {
+func (s *site) login(t *testing.T, b *http.Client, c loginapp.Credentials, query url.Values) (app.Me, bool) {
 	t.Helper()
 	if query == nil {
 		query = url.Values{}
 	}
 	query.Set("return_to", "/me")
-	p := navigate(t, b, http.MethodGet, e.URL+app.LoginPath+"?"+query.Encode(), nil, nil)
-	form := e.onSignIn(p)
-	if form {
-		p = e.signIn(t, b, p, c)
-	}
-	if p.Code != http.StatusOK || p.URL.String() != e.URL+"/me" {
+	p := navigate(t, b, http.MethodGet, s.URL+app.LoginPath+"?"+query.Encode(), nil, nil)
+	p, form := signIn(t, b, s.op, p, c)
+	if p.Code != http.StatusOK || p.URL.String() != s.URL+"/me" {
 		t.Fatalf("login ended on %s (%d), form shown %v:\n%s", p.URL, p.Code, form, p.Body)
 	}
 	var me app.Me
@@ -231,9 +263,9 @@ func (e *env) providerLogout(t *testing.T, b *http.Client) {
 }
 
 // me calls GET /me as an API client: the status and the error code.
-func (e *env) me(t *testing.T, b *http.Client) (int, string) {
+func (s *site) me(t *testing.T, b *http.Client) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.URL+"/me", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/me", nil)
 	req.Header.Set("Accept", "application/json")
 	res, err := b.Do(req)
 	if err != nil {
@@ -247,9 +279,9 @@ func (e *env) me(t *testing.T, b *http.Client) (int, string) {
 
 // bearer calls the example's GET /api/hello with an access token: the
 // status and the body.
-func (e *env) bearer(t *testing.T, token string) (int, string) {
+func (s *site) bearer(t *testing.T, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.URL+"/api/hello", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/api/hello", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

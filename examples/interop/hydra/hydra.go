@@ -25,10 +25,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessionfence/sessionfence/examples/interop/internal/child"
 )
 
 // Version is the Hydra release the interop suite is written against.
@@ -38,9 +38,6 @@ const (
 	// readyTimeout bounds Hydra's start (migrations of the in-memory
 	// database, key generation) until /health/ready answers 200.
 	readyTimeout = 60 * time.Second
-	// stopGrace is how long Hydra may take to exit after SIGTERM before
-	// its process group is killed.
-	stopGrace = 10 * time.Second
 	// startAttempts bounds retries when a port picked free was taken
 	// before Hydra bound it.
 	startAttempts = 3
@@ -84,10 +81,7 @@ type Server struct {
 	// HTTP is a client for both, with a timeout.
 	HTTP *http.Client
 
-	cmd  *exec.Cmd
-	logs *SyncBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
+	proc *child.Process
 }
 
 // Binary returns the path of the Hydra binary: $HYDRA_BIN when set, else
@@ -101,7 +95,7 @@ func Binary(t testing.TB) string {
 		}
 		return p
 	}
-	script, err := findUp("scripts/hydra")
+	script, err := child.FindUp("scripts/hydra")
 	if err != nil {
 		t.Fatalf("HYDRA_BIN is unset and %v; run scripts/interop, or set HYDRA_BIN", err)
 	}
@@ -117,26 +111,6 @@ func Binary(t testing.TB) string {
 		t.Fatalf("%s printed no path\n%s", script, stderr.String())
 	}
 	return p
-}
-
-// findUp returns the first rel found in the working directory or one of
-// its parents.
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no %s in the working directory or its parents", rel)
-		}
-		dir = parent
-	}
 }
 
 // Start runs Hydra with o and waits until it is ready. The process is
@@ -155,7 +129,7 @@ func Start(t testing.TB, o Options) *Server {
 		s, err := start(bin, o)
 		if err == nil {
 			t.Cleanup(func() {
-				if err := s.stop(); err != nil {
+				if err := s.proc.Stop(); err != nil {
 					t.Errorf("stopping Hydra: %v", err)
 				}
 				if t.Failed() {
@@ -187,7 +161,6 @@ func command(bin string, o Options, args ...string) *exec.Cmd {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(env, o.Env...) // exec keeps the last of duplicates
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
 
@@ -204,8 +177,6 @@ func start(bin string, o Options) (*Server, error) {
 		Issuer:   "http://127.0.0.1:" + strconv.Itoa(public),
 		AdminURL: "http://127.0.0.1:" + strconv.Itoa(admin),
 		HTTP:     &http.Client{Timeout: 10 * time.Second},
-		logs:     &SyncBuffer{},
-		done:     make(chan struct{}),
 	}
 	s.PublicURL = s.Issuer
 	env := []string{
@@ -234,17 +205,11 @@ func start(bin string, o Options) (*Server, error) {
 		env = append(env, "URLS_POST_LOGOUT_REDIRECT="+o.PostLogoutRedirectURL)
 	}
 	o.Env = append(env, o.Env...)
-	s.cmd = command(bin, o, "serve", "all", "--dev", "--sqa-opt-out")
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s serve all: %w", bin, err)
+	if s.proc, err = child.Start(command(bin, o, "serve", "all", "--dev", "--sqa-opt-out")); err != nil {
+		return nil, fmt.Errorf("hydra serve all: %w", err)
 	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
 	if err := s.waitReady(); err != nil {
-		_ = s.stop()
+		_ = s.proc.Stop()
 		if strings.Contains(s.Logs(), "address already in use") {
 			return nil, fmt.Errorf("%w: %v", errPortTaken, err)
 		}
@@ -267,93 +232,19 @@ func freePort() (int, error) {
 // waitReady polls /health/ready on both ports until each answers 200,
 // the process exits, or readyTimeout passes.
 func (s *Server) waitReady() error {
-	deadline := time.Now().Add(readyTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s.ready(s.AdminURL) && s.ready(s.PublicURL) {
-			return nil
-		}
-		select {
-		case <-s.done:
-			return fmt.Errorf("hydra exited before it was ready: %v", s.err)
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("hydra not ready after %s", readyTimeout)
-		}
-	}
-}
-
-func (s *Server) ready(base string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/ready", nil)
-	if err != nil {
-		return false
-	}
-	res, err := s.HTTP.Do(req)
-	if err != nil {
-		return false
-	}
-	res.Body.Close()
-	return res.StatusCode == http.StatusOK
-}
-
-// stop sends SIGTERM to Hydra's process group, then SIGKILL after
-// stopGrace. Safe to call twice.
-func (s *Server) stop() error {
-	pgid := s.cmd.Process.Pid
-	select {
-	case <-s.done:
-		return nil
-	default:
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-		return nil
-	case <-time.After(stopGrace):
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	select {
-	case <-s.done:
-		return fmt.Errorf("hydra ignored SIGTERM for %s and was killed", stopGrace)
-	case <-time.After(stopGrace):
-		return fmt.Errorf("hydra (pid %d) survived SIGKILL", pgid)
-	}
+	return s.proc.WaitReady("hydra", readyTimeout, 50*time.Millisecond, func() (bool, error) {
+		return child.GetOK(s.HTTP, s.AdminURL+"/health/ready") && child.GetOK(s.HTTP, s.PublicURL+"/health/ready"), nil
+	})
 }
 
 // logTail is how many lines of Hydra's log a failed test prints.
 const logTail = 60
 
 // Logs returns what Hydra printed so far.
-func (s *Server) Logs() string { return s.logs.String() }
+func (s *Server) Logs() string { return s.proc.Logs() }
 
 // Tail returns the last n lines of Hydra's log.
-func (s *Server) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(s.Logs(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// SyncBuffer is a bytes.Buffer safe for concurrent writers (a process's
-// stdout and stderr, a server's goroutines) and a reader.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+func (s *Server) Tail(n int) string { return s.proc.Tail(n) }
 
 // APIError is a non-2xx answer of the admin API.
 type APIError struct {
