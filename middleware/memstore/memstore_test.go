@@ -37,19 +37,27 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// fakeHarness is a store on a fake clock that the suite moves.
+func fakeHarness(*testing.T) storetest.Harness {
+	clock := newFakeClock()
+	s := memstore.New(memstore.Config{Now: clock.Now, AuditCap: 200})
+	return storetest.Harness{
+		Store:     s,
+		Wipe:      s.Wipe,
+		Snapshot:  func() func() { return memstore.Snapshot(s) },
+		Reconnect: func() middleware.Store { return s },
+		Advance:   clock.Advance,
+		Now:       clock.Now,
+		AuditCap:  200,
+	}
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Harness {
-		clock := newFakeClock()
-		s := memstore.New(memstore.Config{Now: clock.Now, AuditCap: 200})
-		return storetest.Harness{
-			Store:     s,
-			Wipe:      s.Wipe,
-			Reconnect: func() middleware.Store { return s },
-			Advance:   clock.Advance,
-			Now:       clock.Now,
-			AuditCap:  200,
-		}
-	})
+	storetest.Run(t, fakeHarness)
+}
+
+func TestModel(t *testing.T) {
+	storetest.RunModel(t, fakeHarness, storetest.ModelOptions{Sequences: 500})
 }
 
 func TestConformanceOnRealTime(t *testing.T) {

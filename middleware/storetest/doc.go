@@ -26,6 +26,15 @@
 // the capacity the store was built with in [Harness].AuditCap (and
 // [Harness].AuditSlack for approximate trimming).
 //
+// [RunModel] is a model-based test of the fence algebra on top of the
+// store: random, seeded sequences of logins, revocations, announcements,
+// cancels, kept sessions, renewals, logouts, clock moves, wipes and
+// restores from an older snapshot ([Harness].Snapshot), each step checked
+// against a small reference model of which sessions must pass. The rules
+// are a table at the top of model.go. SESSIONFENCE_MODEL_SEQUENCES sets
+// the number of sequences for long runs, SESSIONFENCE_MODEL_SEED replays
+// one.
+//
 // What the suite proves matters for security: that a wiped store changes
 // its epoch (so revoked sessions can never come back), that concurrent
 // bumps never lose a generation, that invalid bumps change nothing, and

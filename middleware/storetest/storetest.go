@@ -32,6 +32,14 @@ type Harness struct {
 	// replica would. Nil skips the tests of data loss.
 	Wipe func()
 
+	// Snapshot copies all the data the store keeps, as a backup would,
+	// and returns a function that puts it back as a restart from that
+	// backup would: the epoch and the bump sequence number as they were,
+	// every later write lost (the function may be called more than once).
+	// When restore returns, reads through Store see the snapshot's data.
+	// Nil skips the snapshot and restore steps of [RunModel].
+	Snapshot func() (restore func())
+
 	// Reconnect returns a new client of the same data, as a restarted
 	// application instance would create. In-process stores return Store
 	// itself. Nil skips the tests that need it.
