@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -340,6 +341,15 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 		return d
 	}
 	if v.Epoch != s.Epoch {
+		if epochBefore(v.Epoch, s.Epoch) && !d.Stale {
+			// The cookie was sealed under an epoch newer than the store's:
+			// data from before that epoch came back (or this instance
+			// lags a rotation; then the refusal below stands alone).
+			if err := g.rollback(ctx, v, math.MaxUint64, s.Epoch); err != nil {
+				failed(&d, err)
+				return d
+			}
+		}
 		d.Kind, d.Scope = DecisionRevoked, Scope{Kind: ScopeEpoch}
 		return d
 	}
@@ -347,7 +357,7 @@ func (g *Guard) judge(ctx context.Context, s *Session, now time.Time, sc *scratc
 		// The cookie was sealed after bumps this read does not show:
 		// either this instance lags another's bump (the read stands) or
 		// the store lost them (rollback).
-		if err := g.rollback(ctx, v, s.seq); err != nil {
+		if err := g.rollback(ctx, v, s.seq, ""); err != nil {
 			failed(&d, err)
 			return d
 		}
@@ -404,8 +414,8 @@ func (g *Guard) read(ctx context.Context, list []Scope, fences []Fence, d *Decis
 	v, err := g.cfg.Store.Fences(ctx, list, fences)
 	observeStore(g.cfg.Observer, StoreOpFences, start, err)
 	if err == nil {
-		if back, seen := g.marks.observe(v); back {
-			if err := g.rollback(ctx, v, seen); err != nil {
+		if back, seen, newer := g.marks.observe(v); back {
+			if err := g.rollback(ctx, v, seen, newer); err != nil {
 				return Version{}, err
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -31,10 +30,14 @@ const (
 )
 
 func (g *Guard) renewed(ctx context.Context, value string, d Decision) Decision {
-	key := d.Session.ID + "/" + strconv.FormatInt(d.Session.AccessExpiry.Unix(), 10)
+	// One renewal per cookie: requests carrying the same cookie share it.
+	// The key is the cookie itself, not the session: two cookies of one
+	// session (one kept through a revocation and the one before it) have
+	// different standing and must never be handed each other's renewal.
+	key := value
 	now := g.now()
 	g.renew.mu.Lock()
-	if c, ok := g.renew.done[key]; ok {
+	if c, ok := g.renew.done[key]; ok && (c.finished.IsZero() || now.Sub(c.finished) <= renewResultTTL) {
 		g.renew.mu.Unlock()
 		select {
 		case <-c.wait:
