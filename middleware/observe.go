@@ -6,7 +6,7 @@ import (
 )
 
 // Observer receives counts and timings for metrics: one call per decision,
-// per fence change made through the guard's store by [Admin], and per
+// per fence change made through a [Writer], and per
 // store operation. The core stays dependency-free; metrics/prom implements
 // it on Prometheus' client library, and any other system can be plugged in
 // the same way.
@@ -107,7 +107,7 @@ func (k BumpKind) String() string {
 	return "unknown"
 }
 
-// The helpers below are how the guard and the admin service call an
+// The helpers below are how the guard and the fence writer call an
 // optional Observer; each is a no-op for a nil one, so the hot path pays
 // one comparison when metrics are off.
 

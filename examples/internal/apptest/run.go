@@ -12,7 +12,7 @@ import (
 	"github.com/sessionfence/sessionfence/examples/devidp/devidp"
 	"github.com/sessionfence/sessionfence/examples/internal/app"
 	"github.com/sessionfence/sessionfence/middleware"
-	"github.com/sessionfence/sessionfence/middleware/adminui"
+	"github.com/sessionfence/sessionfence/middleware/admin/ui"
 )
 
 // Run tests the application routed by route end to end. The steps share
@@ -87,7 +87,7 @@ func Run(t *testing.T, name string, route func(*app.App) http.Handler) {
 			t.Errorf("home CSP %q", res.Header.Get("Content-Security-Policy"))
 		}
 		res, _ = e.API(t, alice, http.MethodGet, "/admin/", nil, nil)
-		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Security-Policy") != adminui.CSP {
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Security-Policy") != ui.CSP {
 			t.Errorf("admin page: %d %q", res.StatusCode, res.Header.Get("Content-Security-Policy"))
 		}
 		for _, path := range []string{"/banner.js", "/admin/admin.js", "/assets/events.js", "/assets/app.css"} {
