@@ -16,8 +16,9 @@ import (
 // and must not panic. Values passed are bounded sets (the kinds below and
 // op names chosen by this module), so they are safe as metric labels.
 //
-// Embed [NopObserver] in an implementation so that methods added to this
-// interface later have a default.
+// The interface does not grow: further reports come as separate optional
+// interfaces, found by type assertion ([BackchannelObserver],
+// [CacheObserver]), so an implementation written today stays one.
 type Observer interface {
 	// Decision reports one decision of Guard.Authenticate or
 	// Guard.CheckToken: its kind, the refusing scope for revoked and
@@ -65,35 +66,6 @@ const (
 	StoreOpAudit = "audit"
 	// StoreOpRegistry is a session registry update, count or listing.
 	StoreOpRegistry = "registry"
-)
-
-// NopObserver implements [Observer], [BackchannelObserver] and
-// [CacheObserver] by doing nothing. Embed it to stay compatible when
-// methods are added.
-type NopObserver struct{}
-
-// Decision implements [Observer].
-func (NopObserver) Decision(DecisionKind, ScopeKind, bool) {}
-
-// Bump implements [Observer].
-func (NopObserver) Bump(string, ScopeKind) {}
-
-// StoreError implements [Observer].
-func (NopObserver) StoreError(string) {}
-
-// StoreLatency implements [Observer].
-func (NopObserver) StoreLatency(string, time.Duration) {}
-
-// Backchannel implements [BackchannelObserver].
-func (NopObserver) Backchannel(string) {}
-
-// CacheLookup implements [CacheObserver].
-func (NopObserver) CacheLookup(bool) {}
-
-var (
-	_ Observer            = NopObserver{}
-	_ BackchannelObserver = NopObserver{}
-	_ CacheObserver       = NopObserver{}
 )
 
 var bumpKindNames = [...]string{"", "revoke", "announce", "cancel", "reload"}

@@ -433,9 +433,9 @@ func runActions(t *testing.T, mount Mount) {
 			t.Errorf("fence = %+v", res.Fence)
 		}
 		rec = e.do(t, req{method: get, path: "/app", as: e.bob})
-		if rec.Header().Get(middleware.HeaderTermination) != at.Format(time.RFC3339) ||
-			rec.Header().Get(middleware.HeaderTerminationReason) != "maintenance" ||
-			rec.Header().Get(middleware.HeaderTerminationPolicy) != "login" {
+		if rec.Header().Get("Sessionfence-Termination") != at.Format(time.RFC3339) ||
+			rec.Header().Get("Sessionfence-Termination-Reason") != "maintenance" ||
+			rec.Header().Get("Sessionfence-Termination-Policy") != "login" {
 			t.Errorf("announcement headers: %v", rec.Header())
 		}
 		e.clock.Advance(10 * time.Minute)

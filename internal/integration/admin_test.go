@@ -241,8 +241,8 @@ func TestAnnouncedTerminationAcrossInstances(t *testing.T) {
 		t.Fatalf("before the time on B: %v notice %+v", d, d.Notice)
 	}
 	resp := b.do(t, u, http.MethodGet, "/app", "")
-	if resp.StatusCode != 200 || resp.Header.Get(middleware.HeaderTermination) != at.UTC().Format(time.RFC3339) ||
-		resp.Header.Get(middleware.HeaderTerminationPolicy) != "login" {
+	if resp.StatusCode != 200 || resp.Header.Get("Sessionfence-Termination") != at.UTC().Format(time.RFC3339) ||
+		resp.Header.Get("Sessionfence-Termination-Policy") != "login" {
 		t.Fatalf("before the time over HTTP on B: %s %v", resp.Status, resp.Header)
 	}
 	if resp := b.do(t, root, http.MethodGet, "/app", ""); resp.StatusCode != 200 {

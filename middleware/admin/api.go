@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sessionfence/sessionfence/internal/httpx"
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
@@ -203,7 +204,7 @@ func (api *API) Prefix() string { return api.prefix }
 // ServeHTTP implements http.Handler.
 func (api *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	middleware.SetNoStore(h)
+	httpx.NoStore(h)
 	h.Set("X-Content-Type-Options", "nosniff")
 	c := &apiCall{reqID: requestID(r), ip: middleware.ClientInfoFromRequest(r).IP}
 	h.Set("X-Request-Id", c.reqID)
@@ -321,7 +322,7 @@ func writeAPIError(w http.ResponseWriter, status int, code, desc string) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	middleware.SetNoStore(h)
+	httpx.NoStore(h)
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)

@@ -11,7 +11,6 @@ import (
 
 	ginadapter "github.com/sessionfence/sessionfence/adapters/gin"
 	"github.com/sessionfence/sessionfence/examples/internal/app"
-	"github.com/sessionfence/sessionfence/middleware"
 )
 
 // Handler returns the application's gin engine, with the same routes as
@@ -31,7 +30,7 @@ func Handler(a *app.App) http.Handler {
 	r.GET("/metrics", gin.WrapH(a.Metrics))
 	r.GET("/healthz", func(c *gin.Context) {
 		status, body := a.Healthz(c.Request.Context())
-		middleware.SetNoStore(c.Writer.Header())
+		c.Header("Cache-Control", "no-store")
 		c.JSON(status, body)
 	})
 	r.GET(app.BannerPath, gin.WrapH(a.Banner))

@@ -338,7 +338,7 @@ func (a *App) Healthz(ctx context.Context) (int, Health) {
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	middleware.SetNoStore(h)
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
