@@ -173,7 +173,7 @@ func New(cfg Config) (*Receiver, error) {
 	if cfg.Guard == nil {
 		return nil, errors.New("backchannel: Config.Guard is nil")
 	}
-	store := cfg.Guard.Store()
+	store := cfg.Guard.Config().Store
 	replay, ok := store.(middleware.Replay)
 	if !ok {
 		return nil, fmt.Errorf("backchannel: the guard's store (%T) does not implement middleware.Replay, "+

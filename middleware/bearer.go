@@ -21,9 +21,9 @@ type TokenVerifier interface {
 // token they refuse (bad signature, wrong audience, expired, too old).
 var ErrInvalidToken = errors.New("sessionfence: invalid bearer token")
 
-// BearerToken extracts the token from an "Authorization: Bearer ..." header
+// bearerToken extracts the token from an "Authorization: Bearer ..." header
 // (RFC 6750 section 2.1); ok is false when there is none or it is malformed.
-func BearerToken(r *http.Request) (string, bool) {
+func bearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
 		return "", false
@@ -39,7 +39,7 @@ func BearerToken(r *http.Request) (string, bool) {
 // it against the fences. A missing token is DecisionNoSession, a refused
 // one DecisionInvalid with the verifier's error as Cause.
 func (g *Guard) AuthenticateBearer(ctx context.Context, r *http.Request, v TokenVerifier) Decision {
-	raw, ok := BearerToken(r)
+	raw, ok := bearerToken(r)
 	if !ok {
 		return Decision{Kind: DecisionNoSession}
 	}

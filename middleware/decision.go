@@ -107,18 +107,12 @@ type Notice struct {
 	Reason string
 }
 
-// Header names set on responses to requests whose session is covered by an
-// announced termination, so a UI can warn people to save their work:
-//
-//	Sessionfence-Termination: 2026-11-23T10:15:00Z      (RFC 3339, UTC)
-//	Sessionfence-Termination-Scope: global
-//	Sessionfence-Termination-Policy: mfa                 (none, login, mfa)
-//	Sessionfence-Termination-Reason: Rotating credentials (URL-encoded)
+// Header names of an announced termination (see [Decision.SetHeaders]).
 const (
-	HeaderTermination       = "Sessionfence-Termination"
-	HeaderTerminationScope  = "Sessionfence-Termination-Scope"
-	HeaderTerminationPolicy = "Sessionfence-Termination-Policy"
-	HeaderTerminationReason = "Sessionfence-Termination-Reason"
+	headerTermination       = "Sessionfence-Termination"
+	headerTerminationScope  = "Sessionfence-Termination-Scope"
+	headerTerminationPolicy = "Sessionfence-Termination-Policy"
+	headerTerminationReason = "Sessionfence-Termination-Reason"
 )
 
 // RevokedError is returned by [Guard.Issue] when a fence refuses the new

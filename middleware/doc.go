@@ -19,6 +19,17 @@
 //	// on every request (adapters/nethttp and adapters/gin do this):
 //	d := guard.Authenticate(ctx, cookieValue) // d.Kind == middleware.DecisionAllowed?
 //
+// Every fence change (an administrator's, the CLI's, a back-channel
+// logout, a user's own logout) goes through one [Writer], which applies
+// the expiry, keep-the-caller, observer and audit rules. Administration
+// itself (terminate, announce, cancel, reload, the HTTP API, the page)
+// lives on top, in package middleware/admin and middleware/admin/ui.
+//
+// For adapters to other frameworks: [Guard.AuthenticateRequest] decides,
+// [Decision.SetHeaders] sets the headers every response needs,
+// [Guard.Refusal] says how to answer a refusal, and [NewContext] hands the
+// decision to handlers ([FromContext]).
+//
 // Security notes:
 //
 //   - Cookies are sealed with AES-256-GCM under a key ring (first key

@@ -113,31 +113,3 @@ func ExampleWriter_Write() {
 	fmt.Println(w.Fence.Gen, w.Entry.Action, w.Entry.Actor, w.Entry.Policy)
 	// Output: 1 terminate_user ops:alice mfa
 }
-
-// An administrator signs everyone out but keeps their own session: the
-// re-issued cookie comes back with the action, and the next login of
-// everyone else must use a second factor.
-func ExampleAdmin_TerminateAll() {
-	ctx := context.Background()
-	guard, _ := middleware.New(middleware.Config{Store: memstore.New(memstore.Config{}), Keys: [][]byte{middleware.GenerateKey()}})
-	admin, _ := middleware.NewAdmin(middleware.AdminConfig{Guard: guard})
-
-	root, rootCookie, _ := guard.Issue(ctx, middleware.Claims{Issuer: "https://idp.example", Subject: "root"})
-	_, userCookie, _ := guard.Issue(ctx, middleware.Claims{Issuer: "https://idp.example", Subject: "alice"})
-
-	res, err := admin.TerminateAll(ctx, middleware.Action{
-		Actor: "https://idp.example|root", Reason: "suspected breach", Policy: middleware.PolicyMFA, Keep: root,
-	})
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(res.Entry.Action, res.Entry.Scope, res.Entry.Policy)
-	fmt.Println("alice:", guard.Check(ctx, userCookie.Value).Kind)
-	fmt.Println("root, old cookie:", guard.Check(ctx, rootCookie.Value).Kind)
-	fmt.Println("root, re-issued cookie:", guard.Check(ctx, res.Cookie.Value).Kind)
-	// Output:
-	// terminate_all global mfa
-	// alice: reauth_required
-	// root, old cookie: reauth_required
-	// root, re-issued cookie: allowed
-}

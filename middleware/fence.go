@@ -50,16 +50,6 @@ func (k ScopeKind) String() string {
 	return "unknown"
 }
 
-// ParseScopeKind is the inverse of [ScopeKind.String].
-func ParseScopeKind(s string) (ScopeKind, bool) {
-	for i := 1; i < len(scopeNames); i++ {
-		if scopeNames[i] == s {
-			return ScopeKind(i), true
-		}
-	}
-	return 0, false
-}
-
 // Scope identifies one fence. It is comparable and can be used as a map key.
 // Issuer is set only for [ScopeSubject] and [ScopeIdPSession]; ID holds the
 // tenant, subject, IdP session id or our session id, and is empty for

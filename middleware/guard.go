@@ -261,9 +261,6 @@ func validCookieName(n string) bool {
 // CookieName returns the session cookie's name.
 func (g *Guard) CookieName() string { return g.name }
 
-// Store returns the store the guard reads.
-func (g *Guard) Store() Store { return g.cfg.Store }
-
 // Config returns the guard's configuration with defaults applied.
 func (g *Guard) Config() Config { return g.cfg }
 
@@ -589,7 +586,7 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 		}
 		return nil, nil, err
 	}
-	if err := g.LoginAllowed(c, list, fences, now); err != nil {
+	if err := g.loginAllowed(c, list, fences, now); err != nil {
 		return nil, nil, err
 	}
 	s.Epoch, s.seq = v.Epoch, v.Seq
@@ -605,11 +602,10 @@ func (g *Guard) Issue(ctx context.Context, c Claims) (*Session, *http.Cookie, er
 	return s, ck, nil
 }
 
-// LoginAllowed applies the login checks of [Guard.Issue] to claims against
+// loginAllowed applies the login checks of [Guard.Issue] to claims against
 // fences already read for scopes: IdP-session tombstones, tokens older than
-// a fence, and re-authentication policies. The oidc package uses it to
-// decide whether to retry a login with a stronger request.
-func (g *Guard) LoginAllowed(c Claims, scopes []Scope, fences []Fence, now time.Time) error {
+// a fence, and re-authentication policies.
+func (g *Guard) loginAllowed(c Claims, scopes []Scope, fences []Fence, now time.Time) error {
 	var reauth *ReauthRequiredError
 	for j, f := range fences {
 		sp := scopes[j]

@@ -2,10 +2,8 @@ package middleware
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -74,7 +72,8 @@ var refusalText = map[DecisionKind]string{
 }
 
 // Refusal says how to answer r after decision d refused it. Browser
-// navigations (see [IsNavigation]) are redirected to Config.LoginURL with
+// navigations (a GET with Sec-Fetch-Mode: navigate, or without that
+// header one whose Accept prefers HTML) are redirected to Config.LoginURL with
 // reason, reauth (the policy) and return_to (the request's path, for GET);
 // other requests get a JSON body with a stable code. A store outage is a
 // 503 with Retry-After for both, so a browser is not sent round a login
@@ -90,7 +89,7 @@ func (g *Guard) Refusal(d Decision, r *http.Request) Refusal {
 		body.Scope = d.Scope.Kind.String()
 		body.Reauth = d.Policy.String()
 	}
-	if r != nil && IsNavigation(r) {
+	if r != nil && isNavigation(r) {
 		q := url.Values{}
 		q.Set("reason", code)
 		if d.Policy != PolicyNone {
@@ -108,11 +107,11 @@ func (g *Guard) Refusal(d Decision, r *http.Request) Refusal {
 	return Refusal{Status: http.StatusUnauthorized, Body: body}
 }
 
-// IsNavigation reports whether r is a top-level browser navigation (which
+// isNavigation reports whether r is a top-level browser navigation (which
 // should be redirected to log in) rather than an API call (which should get
 // a status code). It trusts Sec-Fetch-Mode when present and falls back to
 // a GET whose Accept prefers HTML.
-func IsNavigation(r *http.Request) bool {
+func isNavigation(r *http.Request) bool {
 	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
 		return m == "navigate" && r.Method == http.MethodGet
 	}
@@ -122,46 +121,38 @@ func IsNavigation(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-// SetNoStore marks a response as not cacheable by browsers or proxies. Every
-// authenticated or refused response gets it.
-func SetNoStore(h http.Header) {
+// SetHeaders sets on h the headers of the response to a request judged d,
+// whatever the outcome; adapters call it first, on every path:
+//
+//   - Cache-Control: no-store (and Pragma: no-cache), since every
+//     authenticated or refused response is private to its session;
+//
+//   - the cookie d carries (renewed, reloaded or re-issued for an allowed
+//     request, cleared for a refused one), if any;
+//
+//   - for a session covered by an announced termination (d.Notice), the
+//     headers a page uses to warn people to save their work:
+//
+//     Sessionfence-Termination: 2026-11-23T10:15:00Z        (RFC 3339, UTC)
+//     Sessionfence-Termination-Scope: global
+//     Sessionfence-Termination-Policy: mfa                   (none, login, mfa)
+//     Sessionfence-Termination-Reason: Rotating%20credentials (URL path-escaped)
+//
+// A refusal's status and body come from [Guard.Refusal].
+func (d Decision) SetHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-}
-
-// SetNoticeHeaders adds the announced-termination headers for n, if any.
-func SetNoticeHeaders(h http.Header, n *Notice) {
-	if n == nil {
-		return
-	}
-	h.Set(HeaderTermination, n.At.UTC().Format(time.RFC3339))
-	h.Set(HeaderTerminationScope, n.Scope.Kind.String())
-	h.Set(HeaderTerminationPolicy, n.Policy.String())
-	if n.Reason != "" {
-		h.Set(HeaderTerminationReason, url.PathEscape(n.Reason))
-	}
-}
-
-// WriteRefusal writes the answer to a refused request on w: the clearing
-// cookie if any, Cache-Control: no-store, and the redirect or JSON body
-// from [Guard.Refusal]. The nethttp adapter uses it; the gin adapter writes
-// the same Refusal through gin's own abort functions.
-func (g *Guard) WriteRefusal(w http.ResponseWriter, r *http.Request, d Decision) {
-	ref := g.Refusal(d, r)
-	h := w.Header()
 	if d.Cookie != nil {
-		http.SetCookie(w, d.Cookie)
+		if v := d.Cookie.String(); v != "" {
+			h.Add("Set-Cookie", v)
+		}
 	}
-	SetNoStore(h)
-	if ref.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(ref.RetryAfter))
+	if n := d.Notice; n != nil {
+		h.Set(headerTermination, n.At.UTC().Format(time.RFC3339))
+		h.Set(headerTerminationScope, n.Scope.Kind.String())
+		h.Set(headerTerminationPolicy, n.Policy.String())
+		if n.Reason != "" {
+			h.Set(headerTerminationReason, url.PathEscape(n.Reason))
+		}
 	}
-	if ref.Location != "" {
-		h.Set("Location", ref.Location)
-		w.WriteHeader(ref.Status)
-		return
-	}
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(ref.Status)
-	_ = json.NewEncoder(w).Encode(ref.Body)
 }

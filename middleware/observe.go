@@ -6,7 +6,8 @@ import (
 )
 
 // Observer receives counts and timings for metrics: one call per decision,
-// per fence change made through a [Writer], and per store operation. The core stays dependency-free; metrics/prom implements
+// per fence change made through a [Writer], and per store operation. The
+// core stays dependency-free; metrics/prom implements
 // it on Prometheus' client library, and any other system can be plugged in
 // the same way.
 //
@@ -15,8 +16,9 @@ import (
 // and must not panic. Values passed are bounded sets (the kinds below and
 // op names chosen by this module), so they are safe as metric labels.
 //
-// Embed [NopObserver] in an implementation so that methods added to this
-// interface later have a default.
+// The interface does not grow: further reports come as separate optional
+// interfaces, found by type assertion ([BackchannelObserver],
+// [CacheObserver]), so an implementation written today stays one.
 type Observer interface {
 	// Decision reports one decision of Guard.Authenticate or
 	// Guard.CheckToken: its kind, the refusing scope for revoked and
@@ -66,35 +68,6 @@ const (
 	StoreOpRegistry = "registry"
 )
 
-// NopObserver implements [Observer], [BackchannelObserver] and
-// [CacheObserver] by doing nothing. Embed it to stay compatible when
-// methods are added.
-type NopObserver struct{}
-
-// Decision implements [Observer].
-func (NopObserver) Decision(DecisionKind, ScopeKind, bool) {}
-
-// Bump implements [Observer].
-func (NopObserver) Bump(string, ScopeKind) {}
-
-// StoreError implements [Observer].
-func (NopObserver) StoreError(string) {}
-
-// StoreLatency implements [Observer].
-func (NopObserver) StoreLatency(string, time.Duration) {}
-
-// Backchannel implements [BackchannelObserver].
-func (NopObserver) Backchannel(string) {}
-
-// CacheLookup implements [CacheObserver].
-func (NopObserver) CacheLookup(bool) {}
-
-var (
-	_ Observer            = NopObserver{}
-	_ BackchannelObserver = NopObserver{}
-	_ CacheObserver       = NopObserver{}
-)
-
 var bumpKindNames = [...]string{"", "revoke", "announce", "cancel", "reload"}
 
 // String returns "revoke", "announce", "cancel" or "reload", the names
@@ -106,7 +79,7 @@ func (k BumpKind) String() string {
 	return "unknown"
 }
 
-// The helpers below are how the guard and the admin service call an
+// The helpers below are how the guard and the fence writer call an
 // optional Observer; each is a no-op for a nil one, so the hot path pays
 // one comparison when metrics are off.
 

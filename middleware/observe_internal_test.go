@@ -8,7 +8,6 @@ import (
 )
 
 type recordingObserver struct {
-	NopObserver
 	decisions []string
 	bumps     []string
 	errs      []string

@@ -65,16 +65,6 @@ func (s *Session) AMR() []string {
 	return strings.Fields(s.amr)
 }
 
-// HasAMR reports whether method is among the session's amr values.
-func (s *Session) HasAMR(method string) bool {
-	for _, m := range strings.Fields(s.amr) {
-		if m == method {
-			return true
-		}
-	}
-	return false
-}
-
 // Generation returns the revocation generation the session recorded for
 // the scope kind (global, tenant, subject, IdP session, session).
 func (s *Session) Generation(k ScopeKind) uint64 {

@@ -353,7 +353,7 @@ func (w *Writer) prepareKeep(ctx context.Context, c Change) (*keeper, error) {
 	if w.guard == nil {
 		return nil, ErrKeepUnsupported
 	}
-	if c.Kind == BumpReload || !covers(c.Scope, c.Keep) {
+	if c.Kind == BumpReload || !c.Scope.Covers(c.Keep) {
 		return nil, ErrKeepNotCovered
 	}
 	g := w.guard
@@ -423,12 +423,17 @@ func (k *keeper) issue(c Change, after Fence) (*http.Cookie, string) {
 	return ck, ""
 }
 
-// covers reports whether scope applies to session s.
-func covers(scope Scope, s *Session) bool {
+// Covers reports whether sc is one of the scopes session s was issued
+// under, so that a change of sc reaches s (and [Change.Keep] may keep s).
+// A nil session is covered by nothing.
+func (sc Scope) Covers(s *Session) bool {
+	if s == nil {
+		return false
+	}
 	var ss [numScopes]Scope
 	s.scopes(&ss)
-	i := int(scope.Kind) - 1
-	return i >= 0 && i < numScopes && ss[i] == scope
+	i := int(sc.Kind) - 1
+	return i >= 0 && i < numScopes && ss[i] == sc
 }
 
 // Lifetimes say how long the credentials a deployment issues can live. A

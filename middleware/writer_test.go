@@ -12,12 +12,15 @@ import (
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 )
 
-// bumpObserver counts the bumps reported to it.
+// bumpObserver counts the bumps reported to it and ignores the rest.
 type bumpObserver struct {
-	middleware.NopObserver
 	mu    sync.Mutex
 	bumps []string
 }
+
+func (*bumpObserver) Decision(middleware.DecisionKind, middleware.ScopeKind, bool) {}
+func (*bumpObserver) StoreError(string)                                            {}
+func (*bumpObserver) StoreLatency(string, time.Duration)                           {}
 
 func (o *bumpObserver) Bump(kind string, s middleware.ScopeKind) {
 	o.mu.Lock()

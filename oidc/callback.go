@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/sessionfence/sessionfence/internal/httpx"
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
@@ -53,7 +54,7 @@ func (rp *RP) CallbackHandler() http.Handler {
 }
 
 func (rp *RP) callback(w http.ResponseWriter, r *http.Request) {
-	middleware.SetNoStore(w.Header())
+	httpx.NoStore(w.Header())
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		rp.fail(w, r, StepRequest, http.StatusMethodNotAllowed, errors.New("callback requires GET (response_mode=query)"))

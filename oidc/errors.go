@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/internal/httpx"
 )
 
 // Steps of a login or logout, as recorded in [LoginError.Step]. go-oidc's
@@ -68,7 +68,7 @@ func (rp *RP) fail(w http.ResponseWriter, r *http.Request, step string, status i
 	rp.log.Log(r.Context(), level, "sessionfence/oidc: request refused", "path", r.URL.Path, "step", step,
 		"status", status, "cause", err.Error())
 	if rp.cfg.OnError != nil {
-		middleware.SetNoStore(w.Header())
+		httpx.NoStore(w.Header())
 		rp.cfg.OnError(w, r, le)
 		return
 	}
@@ -105,7 +105,7 @@ func writeErrorPage(w http.ResponseWriter, status int, home string) {
 		text = pageText[http.StatusForbidden]
 	}
 	h := w.Header()
-	middleware.SetNoStore(h)
+	httpx.NoStore(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/sessionfence/sessionfence/internal/httpx"
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
@@ -81,7 +82,7 @@ func (rp *RP) LoginHandler(opts ...LoginOption) http.Handler {
 		fn(&o)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		middleware.SetNoStore(w.Header())
+		httpx.NoStore(w.Header())
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			rp.fail(w, r, StepRequest, http.StatusMethodNotAllowed, errors.New("login requires GET"))

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sessionfence/sessionfence/internal/httpx"
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
@@ -45,7 +46,7 @@ func (rp *RP) LogoutHandler() http.Handler {
 }
 
 func (rp *RP) logout(w http.ResponseWriter, r *http.Request) {
-	middleware.SetNoStore(w.Header())
+	httpx.NoStore(w.Header())
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		rp.fail(w, r, StepLogout, http.StatusMethodNotAllowed, errors.New("logout requires POST"))

@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 )
 
 // The RP revokes refresh tokens for the administration service.
-var _ middleware.TokenRevoker = (*RP)(nil)
+var _ admin.TokenRevoker = (*RP)(nil)
 
-// RevokeSessionTokens implements [middleware.TokenRevoker] for
-// [middleware.AdminConfig]: for each session it deletes the server-side
+// RevokeSessionTokens implements [admin.TokenRevoker] for
+// [admin.Config]: for each session it deletes the server-side
 // tokens and revokes the refresh token at the provider's revocation
 // endpoint (RFC 7009). It returns how many refresh tokens the provider
 // confirmed revoked; failures are joined into err without stopping the

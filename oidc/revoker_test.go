@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 )
 
 // Terminating a user through the administration service also revokes the
@@ -14,13 +14,13 @@ import (
 func TestTerminateUserRevokesRefreshTokensAtTheProvider(t *testing.T) {
 	r := newRig(t)
 	me := r.mustLogin()
-	admin, err := middleware.NewAdmin(middleware.AdminConfig{Guard: r.rp.Guard(), TokenRevoker: r.rp})
+	svc, err := admin.New(admin.Config{Guard: r.rp.Guard(), TokenRevoker: r.rp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sub, _ := me["sub"].(string)
-	res, err := admin.TerminateUser(context.Background(), r.idp.Issuer(), sub,
-		middleware.Action{Actor: "test", Reason: "leaver"})
+	res, err := svc.TerminateUser(context.Background(), r.idp.Issuer(), sub,
+		admin.Action{Actor: "test", Reason: "leaver"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,14 +11,15 @@ import (
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
-// The admin API mounted under gin: the native middleware authenticates,
-// gin.WrapH serves the API's http.Handler on a catch-all route.
+// The admin console (page and API) mounted under gin: the native
+// middleware authenticates, gin.WrapH serves the console on one catch-all
+// route.
 func TestAdminAPIBehindGin(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	adminapitest.Run(t, func(g *middleware.Guard, api, probe http.Handler) http.Handler {
+	adminapitest.Run(t, func(g *middleware.Guard, console, probe http.Handler) http.Handler {
 		r := gin.New()
 		authed := r.Group("/", ginadapter.Middleware(g))
-		authed.Any("/admin/api/*endpoint", gin.WrapH(api))
+		authed.Any("/admin/*path", gin.WrapH(console))
 		authed.GET("/app", gin.WrapH(probe))
 		return r
 	})

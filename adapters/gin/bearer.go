@@ -45,7 +45,7 @@ func Bearer(g *middleware.Guard, v middleware.TokenVerifier, opts ...BearerOptio
 	}
 	return func(c *gin.Context) {
 		d := g.AuthenticateBearer(c.Request.Context(), c.Request, v)
-		middleware.SetNoStore(c.Writer.Header())
+		d.SetHeaders(c.Writer.Header())
 		if d.Kind == middleware.DecisionNoSession && o.optional {
 			c.Next()
 			return
@@ -62,7 +62,6 @@ func Bearer(g *middleware.Guard, v middleware.TokenVerifier, opts ...BearerOptio
 			c.AbortWithStatusJSON(status, ref.Body)
 			return
 		}
-		middleware.SetNoticeHeaders(c.Writer.Header(), d.Notice)
 		c.Set(TokenContextKey, d.Token)
 		c.Request = c.Request.WithContext(middleware.NewContext(c.Request.Context(), d))
 		c.Next()

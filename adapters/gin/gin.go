@@ -12,7 +12,6 @@
 package ginadapter
 
 import (
-	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -48,14 +47,10 @@ func Middleware(g *middleware.Guard, opts ...Option) gin.HandlerFunc {
 			value = ck.Value
 		}
 		d := g.AuthenticateRequest(c.Request, value)
-		h := c.Writer.Header()
-		middleware.SetNoStore(h)
+		d.SetHeaders(c.Writer.Header()) // no-store, the cookie, announcement headers
 		if d.Kind == middleware.DecisionNoSession && o.optional {
 			c.Next()
 			return
-		}
-		if d.Cookie != nil {
-			http.SetCookie(c.Writer, d.Cookie)
 		}
 		if !d.Allowed() {
 			ref := g.Refusal(d, c.Request)
@@ -70,7 +65,6 @@ func Middleware(g *middleware.Guard, opts ...Option) gin.HandlerFunc {
 			c.AbortWithStatusJSON(ref.Status, ref.Body)
 			return
 		}
-		middleware.SetNoticeHeaders(h, d.Notice)
 		c.Set(ContextKey, d.Session)
 		c.Request = c.Request.WithContext(middleware.NewContext(c.Request.Context(), d))
 		c.Next()

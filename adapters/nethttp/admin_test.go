@@ -9,11 +9,12 @@ import (
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
-// The admin API mounted on a ServeMux behind the net/http middleware.
+// The admin console (page and API) mounted on a ServeMux behind the
+// net/http middleware.
 func TestAdminAPIBehindNetHTTP(t *testing.T) {
-	adminapitest.Run(t, func(g *middleware.Guard, api, probe http.Handler) http.Handler {
+	adminapitest.Run(t, func(g *middleware.Guard, console, probe http.Handler) http.Handler {
 		mux := http.NewServeMux()
-		mux.Handle("/admin/api/", api)
+		mux.Handle("/admin/", console)
 		mux.Handle("GET /app", probe)
 		return nethttp.Middleware(g)(mux)
 	})

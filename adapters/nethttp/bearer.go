@@ -43,7 +43,7 @@ func Bearer(g *middleware.Guard, v middleware.TokenVerifier, opts ...BearerOptio
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			d := g.AuthenticateBearer(r.Context(), r, v)
 			h := w.Header()
-			middleware.SetNoStore(h)
+			d.SetHeaders(h)
 			if d.Kind == middleware.DecisionNoSession && o.optional {
 				next.ServeHTTP(w, r)
 				return
@@ -62,7 +62,6 @@ func Bearer(g *middleware.Guard, v middleware.TokenVerifier, opts ...BearerOptio
 				_ = json.NewEncoder(w).Encode(ref.Body)
 				return
 			}
-			middleware.SetNoticeHeaders(h, d.Notice)
 			next.ServeHTTP(w, r.WithContext(middleware.NewContext(r.Context(), d)))
 		})
 	}

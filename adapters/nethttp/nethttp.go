@@ -13,7 +13,9 @@
 package nethttp
 
 import (
+	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/sessionfence/sessionfence/middleware"
 )
@@ -54,28 +56,37 @@ func Middleware(g *middleware.Guard, opts ...Option) func(http.Handler) http.Han
 				value = c.Value
 			}
 			d := g.AuthenticateRequest(r, value)
-			h := w.Header()
-			middleware.SetNoStore(h)
+			d.SetHeaders(w.Header()) // no-store, the cookie, announcement headers
 			if d.Kind == middleware.DecisionNoSession && o.optional {
 				next.ServeHTTP(w, r)
 				return
 			}
 			if !d.Allowed() {
 				if o.onRefuse != nil {
-					if d.Cookie != nil {
-						http.SetCookie(w, d.Cookie)
-					}
 					o.onRefuse(w, r, d)
 					return
 				}
-				g.WriteRefusal(w, r, d)
+				writeRefusal(w, g.Refusal(d, r))
 				return
 			}
-			if d.Cookie != nil {
-				http.SetCookie(w, d.Cookie)
-			}
-			middleware.SetNoticeHeaders(h, d.Notice)
 			next.ServeHTTP(w, r.WithContext(middleware.NewContext(r.Context(), d)))
 		})
 	}
+}
+
+// writeRefusal writes ref: a redirect to log in, or a JSON body with a
+// stable code (with Retry-After on a store outage).
+func writeRefusal(w http.ResponseWriter, ref middleware.Refusal) {
+	h := w.Header()
+	if ref.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(ref.RetryAfter))
+	}
+	if ref.Location != "" {
+		h.Set("Location", ref.Location)
+		w.WriteHeader(ref.Status)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(ref.Status)
+	_ = json.NewEncoder(w).Encode(ref.Body)
 }

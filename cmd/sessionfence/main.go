@@ -15,9 +15,13 @@
 // read from SESSIONFENCE_VALKEY_PASSWORD only, never from a flag (flags
 // show up in process listings and shell history).
 //
-// The CLI builds a middleware.Guard only because middleware.Admin needs
-// one; that guard gets a random cookie key because the CLI never issues
-// or reads cookies. Nothing it does depends on the application's keys.
+// The CLI acts through the admin package's Service over a bare fence
+// writer (middleware.NewWriter): it holds none of the application's
+// cookie keys, so it can neither read nor keep a session, and it has no
+// session lifetimes of its own. A fence it writes lasts as long as the
+// longest lifetimes the application's guards recorded in the store (kept
+// for ever when none are recorded), so it never expires before the
+// sessions it ends.
 //
 // Exit codes: 0 success, 1 the operation failed (nothing pending to
 // cancel, store misconfigured, ...), 2 usage error, 3 store unavailable,

@@ -30,9 +30,12 @@ type app struct {
 	addr, prefix string
 	guard        *middleware.Guard
 	store        *valkeystore.Store
+	client       valkey.Client
 }
 
-func newApp(t *testing.T) *app {
+// newApp builds the application side on a fresh key prefix; mod adjusts
+// its guard's configuration.
+func newApp(t *testing.T, mod ...func(*middleware.Config)) *app {
 	t.Helper()
 	addr := valkeytest.Addr(t)
 	prefix := valkeytest.Prefix()
@@ -47,12 +50,16 @@ func newApp(t *testing.T) *app {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	g, err := middleware.New(middleware.Config{Store: st, Keys: [][]byte{middleware.GenerateKey()},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := middleware.Config{Store: st, Keys: [][]byte{middleware.GenerateKey()},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	g, err := middleware.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &app{addr: addr, prefix: prefix, guard: g, store: st}
+	return &app{addr: addr, prefix: prefix, guard: g, store: st, client: client}
 }
 
 func (a *app) env(k string) string {
@@ -324,6 +331,54 @@ func TestCommands(t *testing.T) {
 
 // TestBinary builds the command and runs it as an operator would: exit
 // codes and output come from the real process.
+// pttl is the remaining time to live of sc's fence key on the server:
+// -1 when it never expires, -2 when there is no such key.
+func (a *app) pttl(t *testing.T, sc middleware.Scope) time.Duration {
+	t.Helper()
+	ms, err := a.client.Do(context.Background(), a.client.B().Pttl().Key(a.prefix+"f:"+sc.Key()).Build()).AsInt64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms < 0 {
+		return time.Duration(ms)
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// TestASessionFenceOutlivesTheApplicationsSessions guards issue 10, break
+// 2, at the CLI: the CLI has no lifetimes of its own, so the fence it
+// writes for terminate-session must last as long as the application's
+// sessions (recorded in the store by its guard), not a default.
+func TestASessionFenceOutlivesTheApplicationsSessions(t *testing.T) {
+	t.Run("a 48 h session lifetime recorded by the application gives a fence of at least 48 h", func(t *testing.T) {
+		a := newApp(t, func(c *middleware.Config) { c.AbsoluteLifetime = 48 * time.Hour })
+		cookie := a.issue(t, "alice", "acme") // the guard records its lifetimes before issuing
+		s, err := a.guard.SessionFromCookie(cookie)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := a.run(nil, "terminate-session", s.ID, "--reason", "stolen cookie"); r.code != exitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if k := a.kind(t, cookie, middleware.DecisionRevoked); k != middleware.DecisionRevoked {
+			t.Fatalf("after terminate-session: %v", k)
+		}
+		if ttl := a.pttl(t, middleware.SessionScope(s.ID)); ttl < 48*time.Hour {
+			t.Fatalf("the fence's PTTL is %v, shorter than the application's 48h sessions", ttl)
+		}
+	})
+	t.Run("with no lifetime recorded the fence is kept for ever", func(t *testing.T) {
+		a := newApp(t) // its guard never issued: nothing is recorded
+		sc := middleware.SessionScope("a-session-of-another-deployment")
+		if r := a.run(nil, "terminate-session", sc.ID); r.code != exitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if ttl := a.pttl(t, sc); ttl != -1 {
+			t.Fatalf("the fence's PTTL is %v, want -1 (no expiry)", ttl)
+		}
+	})
+}
+
 func TestBinary(t *testing.T) {
 	a := newApp(t)
 	bin := filepath.Join(t.TempDir(), "sessionfence")

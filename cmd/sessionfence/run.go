@@ -20,6 +20,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 )
 
@@ -93,7 +94,7 @@ type cli struct {
 
 	store  *valkeystore.Store
 	client valkey.Client // closed by run; the store does not own it
-	admin  *middleware.Admin
+	admin  *admin.Service
 }
 
 // run executes the CLI with args (without the program name) and returns
@@ -346,7 +347,7 @@ func (c *cli) confirmed() bool {
 	return true
 }
 
-// connect builds the valkey-go client, the store and the Admin.
+// connect builds the valkey-go client, the store and the admin Service.
 func (c *cli) connect() int {
 	opt := valkey.ClientOption{
 		InitAddress: strings.Split(c.addr, ","),
@@ -383,14 +384,16 @@ func (c *cli) connect() int {
 	if c.verbose {
 		logger = slog.New(slog.NewTextHandler(c.stderr, nil))
 	}
-	// The guard exists only because Admin needs one. Its random key is
-	// never used: the CLI issues and reads no cookies.
-	g, err := middleware.New(middleware.Config{Store: store, Keys: [][]byte{middleware.GenerateKey()}, Logger: logger})
+	// No guard: the CLI holds no cookie keys and knows no lifetimes of
+	// its own. Its writer takes the lifetimes every guard of the
+	// deployment recorded in the store (with none recorded, session
+	// fences are kept for ever), and cannot keep anyone's session.
+	w, err := middleware.NewWriter(middleware.WriterConfig{Store: store, Logger: logger})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "sessionfence: %v\n", err)
 		return exitFailed
 	}
-	if c.admin, err = middleware.NewAdmin(middleware.AdminConfig{Guard: g}); err != nil {
+	if c.admin, err = admin.New(admin.Config{Writer: w}); err != nil {
 		fmt.Fprintf(c.stderr, "sessionfence: %v\n", err)
 		return exitFailed
 	}
@@ -398,8 +401,8 @@ func (c *cli) connect() int {
 }
 
 // action is the Action for the flags given.
-func (c *cli) action() middleware.Action {
-	return middleware.Action{Actor: c.actor, Reason: c.reason, Policy: c.policy, At: c.when}
+func (c *cli) action() admin.Action {
+	return admin.Action{Actor: c.actor, Reason: c.reason, Policy: c.policy, At: c.when}
 }
 
 // fail reports err and returns its exit code.
@@ -493,7 +496,7 @@ func parseScopes(args []string) ([]middleware.Scope, error) {
 		case "user", "subject", "idp-session", "idp_session":
 			need = 2
 		default:
-			sc, err := middleware.ParseScope(word)
+			sc, err := admin.ParseScope(word)
 			if err != nil {
 				return nil, fmt.Errorf("%q is not a scope", word)
 			}
@@ -534,12 +537,12 @@ func (c *cli) printJSON(v any) int {
 	return exitOK
 }
 
-func (c *cli) printResult(sc middleware.Scope, res middleware.ActionResult) int {
+func (c *cli) printResult(sc middleware.Scope, res admin.Result) int {
 	if c.asJSON {
 		return c.printJSON(struct {
 			Entry middleware.AuditEntry `json:"entry"`
-			Fence middleware.FenceView  `json:"fence"`
-		}{res.Entry, middleware.NewFenceView(sc, res.Fence, time.Now())})
+			Fence admin.FenceView       `json:"fence"`
+		}{res.Entry, admin.NewFenceView(sc, res.Fence, time.Now())})
 	}
 	e := res.Entry
 	switch {
@@ -580,15 +583,15 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail("status", err)
 	}
-	views := make([]middleware.FenceView, len(fs))
+	views := make([]admin.FenceView, len(fs))
 	for i, f := range fs {
-		views[i] = middleware.NewFenceView(scopes[i], f, now)
+		views[i] = admin.NewFenceView(scopes[i], f, now)
 	}
 	if c.asJSON {
 		return c.printJSON(struct {
-			Epoch     string                 `json:"epoch"`
-			StoreTime time.Time              `json:"store_time"`
-			Fences    []middleware.FenceView `json:"fences"`
+			Epoch     string            `json:"epoch"`
+			StoreTime time.Time         `json:"store_time"`
+			Fences    []admin.FenceView `json:"fences"`
 		}{epoch, now.UTC(), views})
 	}
 	fmt.Fprintf(c.stdout, "epoch       %s\nstore time  %s\n\n", epoch, now.UTC().Format(time.RFC3339))
@@ -610,7 +613,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 
 func (c *cli) audit(ctx context.Context, _ []string) int {
 	entries, next, err := c.admin.Audit(ctx, middleware.AuditQuery{Limit: c.limit, Before: c.before})
-	if errors.Is(err, middleware.ErrNotSupported) {
+	if errors.Is(err, admin.ErrNotSupported) {
 		fmt.Fprintln(c.stderr, "sessionfence audit: the store keeps no audit log")
 		return exitFailed
 	}
@@ -666,7 +669,7 @@ func (c *cli) sessions(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	list, err := c.admin.Sessions(ctx, args[0], args[1])
-	if errors.Is(err, middleware.ErrNotSupported) {
+	if errors.Is(err, admin.ErrNotSupported) {
 		fmt.Fprintln(c.stderr, "sessionfence sessions: the store keeps no session registry")
 		return exitFailed
 	}

@@ -370,8 +370,10 @@ func TestBrowserAnnounceThenTerminateAllWithMFA(t *testing.T) {
 	}
 	alice.waitJS("the audit log lists the actions",
 		`(() => { const a = document.querySelector("#audit table"); return a && a.textContent.includes("terminate_all") && a.textContent.includes("announce") && a.textContent.includes("Credential leak"); })()`)
-	alice.waitJS("the global fence shows generation 1 with the MFA policy",
-		`(() => { const r = [...document.querySelectorAll("#fences tbody tr")].find(r => r.cells[0].textContent === "global"); return r && r.cells[1].textContent === "1" && r.cells[5].textContent === "mfa"; })()`)
+	// Generation 2: the announcement reserved generation 1 (every
+	// generation is handed out once), the immediate terminate-all took 2.
+	alice.waitJS("the global fence shows generation 2 with the MFA policy",
+		`(() => { const r = [...document.querySelectorAll("#fences tbody tr")].find(r => r.cells[0].textContent === "global"); return r && r.cells[1].textContent === "2" && r.cells[5].textContent === "mfa"; })()`)
 	alice.shot("11-alice-audit-log")
 
 	// 8. alice finds bob and signs him out everywhere; bob must sign in
@@ -400,6 +402,16 @@ func TestBrowserAnnounceThenTerminateAllWithMFA(t *testing.T) {
 	alice.do("cancelling it", chromedp.Click(chromedp.ID("pending-cancel")))
 	alice.do("confirming", chromedp.WaitVisible(chromedp.ID("confirm-ok")), chromedp.Click(chromedp.ID("confirm-ok")))
 	alice.waitJS("the announcement is gone", `document.getElementById("status").textContent.includes("cancelled") && !document.getElementById("pending-cancel")`)
+
+	// 10. The same console mounted under gin (one catch-all route for the
+	// page and its API) loads and answers: it does not stay at "Loading
+	// who you are…".
+	alice.do("opening the admin page of the gin instance", chromedp.Navigate(d.GinURL+app.AdminPath))
+	alice.waitJS("the gin instance's admin page is ready", `document.body.dataset.ready === "true" && !document.getElementById("admin-only").hidden`)
+	if got := alice.text("#me-sub"); got != "alice" {
+		t.Errorf("the gin instance's admin page shows %q", got)
+	}
+	alice.shot("13-alice-admin-page-gin")
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 )
 
@@ -87,11 +88,11 @@ var refusals = []refusal{
 		header("Sec-Fetch-Site", "cross-site")), status: 403, code: "csrf_origin"},
 
 	// CSRF: token.
-	{name: "a missing CSRF token is refused", rq: asRoot(post, "terminate-all", confirmAll, header(middleware.HeaderCSRFToken, "")),
+	{name: "a missing CSRF token is refused", rq: asRoot(post, "terminate-all", confirmAll, header(admin.HeaderCSRFToken, "")),
 		status: 403, code: "csrf_token"},
 	{name: "another session's CSRF token is refused", rq: func(_ *testing.T, e *env) req {
 		return req{method: post, path: api + "terminate-all", body: confirmAll, as: e.root,
-			mod: header(middleware.HeaderCSRFToken, e.guard.CSRFToken(e.alice.s))}
+			mod: header(admin.HeaderCSRFToken, e.api.CSRFToken(e.alice.s))}
 	}, status: 403, code: "csrf_token"},
 	{name: "a CSRF token under another key ring is refused", rq: func(t *testing.T, e *env) req {
 		other, err := middleware.New(middleware.Config{Store: memstore.New(memstore.Config{}), Keys: [][]byte{key(9)}})
@@ -99,12 +100,12 @@ var refusals = []refusal{
 			t.Fatal(err)
 		}
 		return req{method: post, path: api + "terminate-all", body: confirmAll, as: e.root,
-			mod: header(middleware.HeaderCSRFToken, other.CSRFToken(e.root.s))}
+			mod: header(admin.HeaderCSRFToken, apiOf(t, other).CSRFToken(e.root.s))}
 	}, status: 403, code: "csrf_token"},
 	{name: "a truncated CSRF token is refused", rq: func(_ *testing.T, e *env) req {
-		tok := e.guard.CSRFToken(e.root.s)
+		tok := e.api.CSRFToken(e.root.s)
 		return req{method: post, path: api + "terminate-all", body: confirmAll, as: e.root,
-			mod: header(middleware.HeaderCSRFToken, tok[:len(tok)-1])}
+			mod: header(admin.HeaderCSRFToken, tok[:len(tok)-1])}
 	}, status: 403, code: "csrf_token"},
 
 	// Authentication and authorization.
@@ -133,7 +134,7 @@ var refusals = []refusal{
 	{name: "the default authorizer forbids reading fences", opts: options{noAuthz: true},
 		rq: asRoot(get, "fences", ""), status: 403, code: "forbidden"},
 	{name: "a data-role authorizer forbids a session without the role",
-		opts: options{authorize: middleware.AllowIfDataContains("roles", "admin")},
+		opts: options{authorize: admin.AllowIfDataContains("roles", "admin")},
 		rq: func(_ *testing.T, e *env) req {
 			return req{method: post, path: api + "terminate-tenant", body: `{"tenant":"globex"}`, as: e.alice}
 		}, status: 403, code: "forbidden"},
@@ -369,7 +370,7 @@ func runActions(t *testing.T, mount Mount) {
 		// A reload of root's tenant makes the adapter re-issue root's
 		// cookie on the next request: the same request that
 		// terminates everyone.
-		if _, err := e.admin.Reload(context.Background(), middleware.TenantScope("acme"), middleware.Action{Actor: "test"}); err != nil {
+		if _, err := e.admin.Reload(context.Background(), middleware.TenantScope("acme"), admin.Action{Actor: "test"}); err != nil {
 			t.Fatal(err)
 		}
 		res, rec := e.act(t, e.root, "terminate-all", confirmAll)
@@ -432,9 +433,9 @@ func runActions(t *testing.T, mount Mount) {
 			t.Errorf("fence = %+v", res.Fence)
 		}
 		rec = e.do(t, req{method: get, path: "/app", as: e.bob})
-		if rec.Header().Get(middleware.HeaderTermination) != at.Format(time.RFC3339) ||
-			rec.Header().Get(middleware.HeaderTerminationReason) != "maintenance" ||
-			rec.Header().Get(middleware.HeaderTerminationPolicy) != "login" {
+		if rec.Header().Get("Sessionfence-Termination") != at.Format(time.RFC3339) ||
+			rec.Header().Get("Sessionfence-Termination-Reason") != "maintenance" ||
+			rec.Header().Get("Sessionfence-Termination-Policy") != "login" {
 			t.Errorf("announcement headers: %v", rec.Header())
 		}
 		e.clock.Advance(10 * time.Minute)
@@ -502,7 +503,7 @@ func runActions(t *testing.T, mount Mount) {
 		}
 	})
 	t.Run("the origin check accepts the request's host when no public origin is configured", func(t *testing.T) {
-		e := newEnv(t, mount, options{cfg: func(c *middleware.AdminAPIConfig) { c.PublicOrigin = "" }})
+		e := newEnv(t, mount, options{cfg: func(c *admin.APIConfig) { c.PublicOrigin = "" }})
 		ok := headers(noFetchMeta, header("Origin", "https://admin.test"))
 		rec := e.do(t, req{method: post, path: api + "reload", body: `{"scope":"global"}`, as: e.root, mod: ok})
 		if rec.Code != 200 {
@@ -536,6 +537,19 @@ func runReads(t *testing.T, mount Mount) {
 			}
 		}
 	})
+	t.Run("the page is served by the same mount and wired to the API", func(t *testing.T) {
+		e := newEnv(t, mount, options{})
+		rec := e.do(t, req{method: get, path: "/admin/", as: e.alice})
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `<body data-api="/admin/api/" data-login="/login">`) {
+			t.Fatalf("GET /admin/: %d %.300s", rec.Code, rec.Body)
+		}
+		if rec := e.do(t, req{method: get, path: "/admin/admin.js", as: e.alice}); rec.Code != 200 {
+			t.Fatalf("GET /admin/admin.js: %d", rec.Code)
+		}
+		if rec := e.do(t, req{method: get, path: "/admin/", as: nil}); rec.Code == 200 {
+			t.Fatalf("the page was served without a session: %d", rec.Code)
+		}
+	})
 	t.Run("csrf returns the session's token", func(t *testing.T) {
 		e := newEnv(t, mount, options{noAuthz: true})
 		rec := e.do(t, req{method: get, path: api + "csrf", as: e.alice})
@@ -544,7 +558,7 @@ func runReads(t *testing.T, mount Mount) {
 			Header string `json:"header"`
 		}
 		decode(t, rec, &out)
-		if rec.Code != 200 || out.Token == "" || out.Token != e.guard.CSRFToken(e.alice.s) || out.Header != "X-CSRF-Token" {
+		if rec.Code != 200 || out.Token == "" || out.Token != e.api.CSRFToken(e.alice.s) || out.Header != "X-CSRF-Token" {
 			t.Errorf("csrf: %d %+v", rec.Code, out)
 		}
 	})
@@ -606,16 +620,12 @@ func runReads(t *testing.T, mount Mount) {
 }
 
 func runAuthorization(t *testing.T, mount Mount) {
-	t.Run("the hook sees each operation and its target", func(t *testing.T) {
-		type call struct {
-			op     string
-			target middleware.Scope
-		}
+	t.Run("the hook sees each operation, its target and how it acts", func(t *testing.T) {
 		var mu sync.Mutex
-		var calls []call
-		record := func(_ context.Context, s *middleware.Session, op string, target middleware.Scope) error {
+		var calls []admin.Request
+		record := func(_ context.Context, s *middleware.Session, r admin.Request) error {
 			mu.Lock()
-			calls = append(calls, call{op, target})
+			calls = append(calls, r)
 			mu.Unlock()
 			if s.Subject != "root" {
 				return errors.New("not root")
@@ -623,20 +633,23 @@ func runAuthorization(t *testing.T, mount Mount) {
 			return nil
 		}
 		e := newEnv(t, mount, options{authorize: record})
+		at := e.clock.Now().Add(time.Hour).UTC()
+		announce := `{"tenant":"globex","at":"` + at.Format(time.RFC3339) + `","reauth":"login"}`
 		steps := []struct {
 			method, path, body string
-			want               call
+			want               admin.Request
 		}{
-			{post, "terminate-all", confirmAll, call{middleware.OpTerminateAll, middleware.GlobalScope()}},
-			{post, "terminate-tenant", `{"tenant":"globex"}`, call{middleware.OpTerminateTenant, middleware.TenantScope("globex")}},
-			{post, "terminate-user", `{"issuer":"https://idp.test","sub":"bob"}`, call{middleware.OpTerminateUser, middleware.SubjectScope(Issuer, "bob")}},
-			{post, "terminate-session", `{"session_id":"abc"}`, call{middleware.OpTerminateSession, middleware.SessionScope("abc")}},
-			{post, "reload", `{"scope":"idp_session","issuer":"https://idp.test","sid":"s1"}`, call{middleware.OpReload, middleware.IdPSessionScope(Issuer, "s1")}},
-			{post, "cancel", `{"scope":"session","session_id":"abc"}`, call{middleware.OpCancel, middleware.SessionScope("abc")}},
-			{get, "sessions?issuer=https://idp.test&sub=bob", "", call{middleware.OpSessions, middleware.SubjectScope(Issuer, "bob")}},
-			{get, "audit", "", call{middleware.OpAudit, middleware.GlobalScope()}},
-			{get, "fences?scope=tenant:acme", "", call{middleware.OpFences, middleware.TenantScope("acme")}},
-			{get, "me", "", call{middleware.OpConsole, middleware.GlobalScope()}},
+			{post, "terminate-all", confirmAll, admin.Request{Op: admin.OpTerminateAll, Target: middleware.GlobalScope(), Policy: middleware.PolicyMFA, Keep: true}},
+			{post, "terminate-tenant", announce, admin.Request{Op: admin.OpTerminateTenant, Target: middleware.TenantScope("globex"), At: at, Policy: middleware.PolicyFreshLogin}},
+			{post, "terminate-user", `{"issuer":"https://idp.test","sub":"bob"}`, admin.Request{Op: admin.OpTerminateUser, Target: middleware.SubjectScope(Issuer, "bob")}},
+			{post, "terminate-session", `{"session_id":"abc"}`, admin.Request{Op: admin.OpTerminateSession, Target: middleware.SessionScope("abc")}},
+			{post, "reload", `{"scope":"idp_session","issuer":"https://idp.test","sid":"s1"}`, admin.Request{Op: admin.OpReload, Target: middleware.IdPSessionScope(Issuer, "s1")}},
+			{post, "cancel", `{"scope":"session","session_id":"abc"}`, admin.Request{Op: admin.OpCancel, Target: middleware.SessionScope("abc")}},
+			{post, "cancel", `{"scope":"tenant","tenant":"acme"}`, admin.Request{Op: admin.OpCancel, Target: middleware.TenantScope("acme"), Keep: true}},
+			{get, "sessions?issuer=https://idp.test&sub=bob", "", admin.Request{Op: admin.OpSessions, Target: middleware.SubjectScope(Issuer, "bob")}},
+			{get, "audit", "", admin.Request{Op: admin.OpAudit, Target: middleware.GlobalScope()}},
+			{get, "fences?scope=tenant:acme", "", admin.Request{Op: admin.OpFences, Target: middleware.TenantScope("acme")}},
+			{get, "me", "", admin.Request{Op: admin.OpConsole, Target: middleware.GlobalScope()}},
 		}
 		for _, st := range steps {
 			mu.Lock()
@@ -644,18 +657,49 @@ func runAuthorization(t *testing.T, mount Mount) {
 			mu.Unlock()
 			e.do(t, req{method: st.method, path: api + st.path, body: st.body, as: e.root})
 			mu.Lock()
-			if len(calls) != 1 || calls[0] != st.want {
-				t.Errorf("%s: hook calls %+v, want %+v", st.path, calls, st.want)
+			if len(calls) != 1 || calls[0] != st.want || calls[0].Announced() != !st.want.At.IsZero() {
+				t.Errorf("%s %s: hook calls %+v, want %+v", st.path, st.body, calls, st.want)
 			}
 			mu.Unlock()
 		}
 	})
+	t.Run("an authorizer may allow announcing what it refuses to do at once", func(t *testing.T) {
+		// Support staff may warn everyone of a sign-out, but only the
+		// on-call administrator may end every session now.
+		announceOnly := func(_ context.Context, _ *middleware.Session, r admin.Request) error {
+			if r.Op == admin.OpTerminateAll && !r.Announced() {
+				return admin.ErrForbidden
+			}
+			return nil
+		}
+		e := newEnv(t, mount, options{authorize: announceOnly})
+		before := e.state(t)
+		rec := e.do(t, req{method: post, path: api + "terminate-all", body: confirmAll, as: e.root})
+		if rec.Code != 403 || errorCode(rec) != "forbidden" || !e.state(t).equal(before) {
+			t.Fatalf("immediate terminate-all: %d %s", rec.Code, rec.Body)
+		}
+		if code, _ := e.app(t, e.bob); code != 200 {
+			t.Fatalf("bob after the refused terminate-all: %d", code)
+		}
+		at := e.clock.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)
+		res, rec := e.act(t, e.root, "terminate-all", `{"confirm":"terminate-all","reason":"maintenance","at":"`+at+`"}`)
+		if rec.Code != 200 || res.Entry.Action != "announce" || res.Entry.EffectiveAt == nil {
+			t.Fatalf("announced terminate-all: %d %s", rec.Code, rec.Body)
+		}
+		if code, _ := e.app(t, e.bob); code != 200 {
+			t.Fatalf("bob before the announced time: %d", code)
+		}
+		e.clock.Advance(31 * time.Minute)
+		if code, _ := e.app(t, e.bob); code != 401 {
+			t.Fatalf("bob after the announced time: %d", code)
+		}
+	})
 	t.Run("a data-role authorizer allows a session with the role", func(t *testing.T) {
-		e := newEnv(t, mount, options{authorize: middleware.AllowIfDataContains("roles", "admin")})
+		e := newEnv(t, mount, options{authorize: admin.AllowIfDataContains("roles", "admin")})
 		e.act(t, e.root, "terminate-tenant", `{"tenant":"globex"}`)
 	})
 	t.Run("an authorizer whose backend is down answers 503", func(t *testing.T) {
-		down := func(context.Context, *middleware.Session, string, middleware.Scope) error {
+		down := func(context.Context, *middleware.Session, admin.Request) error {
 			return fmt.Errorf("role lookup: %w", middleware.ErrStoreUnavailable)
 		}
 		e := newEnv(t, mount, options{authorize: down})

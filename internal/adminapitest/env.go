@@ -5,7 +5,8 @@
 // refused, the caller kept through terminate-all with the cookie in the
 // same response, and exact audit entries.
 //
-// Each adapter's test calls [Run] with a [Mount] that puts the API and a
+// Each adapter's test calls [Run] with a [Mount] that puts the admin
+// console (the page of package ui, which serves the API below it) and a
 // probe handler behind its middleware.
 package adminapitest
 
@@ -23,13 +24,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionfence/sessionfence/internal/testclock"
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
+	"github.com/sessionfence/sessionfence/middleware/admin/ui"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 )
 
-// Mount puts api under /admin/api/ and probe at GET /app, both behind the
-// adapter's middleware for g, and returns the whole application.
-type Mount func(g *middleware.Guard, api http.Handler, probe http.Handler) http.Handler
+// Mount puts console under /admin/ (the page there, the API under
+// /admin/api/) and probe at GET /app, both behind the adapter's
+// middleware for g, and returns the whole application.
+type Mount func(g *middleware.Guard, console http.Handler, probe http.Handler) http.Handler
 
 // Issuer is the issuer of every test user.
 const Issuer = "https://idp.test"
@@ -37,26 +42,8 @@ const Issuer = "https://idp.test"
 // Origin is the public origin the API is configured with.
 const Origin = "https://admin.test"
 
-// clock is a goroutine-safe fake clock shared by the store and the guard.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // bumpStore fails every Bump while down is set; embedding the concrete
-// memstore keeps its audit log and registry visible to the Admin.
+// memstore keeps its audit log and registry visible to the Service.
 type bumpStore struct {
 	*memstore.Store
 	down atomic.Bool
@@ -79,11 +66,12 @@ type user struct {
 }
 
 type env struct {
-	clock *clock
+	clock *testclock.Clock
 	mem   *memstore.Store
 	bumps *bumpStore
 	guard *middleware.Guard
-	admin *middleware.Admin
+	admin *admin.Service
+	api   *admin.API
 	h     http.Handler
 
 	root, alice, bob *user
@@ -94,16 +82,16 @@ type env struct {
 
 type options struct {
 	plain     bool // store without audit log and registry
-	authorize middleware.AuthorizeFunc
+	authorize admin.AuthorizeFunc
 	noAuthz   bool // leave Authorize nil: the default
-	cfg       func(*middleware.AdminAPIConfig)
+	cfg       func(*admin.APIConfig)
 }
 
 var rootData = `{"roles":["admin","user"]}`
 
 func newEnv(t *testing.T, mount Mount, o options) *env {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	c := testclock.New()
 	mem := memstore.New(memstore.Config{Now: c.Now})
 	e := &env{clock: c, mem: mem, bumps: &bumpStore{Store: mem}, reloads: map[string]int{}}
 	var st middleware.Store = e.bumps
@@ -124,11 +112,11 @@ func newEnv(t *testing.T, mount Mount, o options) *env {
 		t.Fatal(err)
 	}
 	e.guard = g
-	e.admin, err = middleware.NewAdmin(middleware.AdminConfig{Guard: g})
+	e.admin, err = admin.New(admin.Config{Guard: g})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := middleware.AdminAPIConfig{PublicOrigin: Origin, Authorize: middleware.AllowSubjects(Issuer, "root")}
+	cfg := admin.APIConfig{PublicOrigin: Origin, Authorize: admin.AllowSubjects(Issuer, "root")}
 	if o.authorize != nil {
 		cfg.Authorize = o.authorize
 	}
@@ -138,7 +126,10 @@ func newEnv(t *testing.T, mount Mount, o options) *env {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	api, err := middleware.NewAdminAPI(e.admin, cfg)
+	if e.api, err = admin.NewAPI(e.admin, cfg); err != nil {
+		t.Fatal(err)
+	}
+	console, err := ui.New(e.api, ui.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +141,7 @@ func newEnv(t *testing.T, mount Mount, o options) *env {
 		}
 		_, _ = io.WriteString(w, s.Subject)
 	})
-	e.h = mount(g, api, probe)
+	e.h = mount(g, console, probe)
 	e.root = e.issue(t, middleware.Claims{Issuer: Issuer, Subject: "root", Tenant: "acme", Data: rootData})
 	e.alice = e.issue(t, middleware.Claims{Issuer: Issuer, Subject: "alice", Tenant: "acme", Data: `{"roles":["user"]}`})
 	e.bob = e.issue(t, middleware.Claims{Issuer: Issuer, Subject: "bob", Tenant: "globex"})
@@ -203,7 +194,7 @@ func (e *env) do(t *testing.T, rq req) *httptest.ResponseRecorder {
 	}
 	if rq.as != nil {
 		r.AddCookie(&http.Cookie{Name: e.guard.CookieName(), Value: rq.as.cookie})
-		r.Header.Set(middleware.HeaderCSRFToken, e.guard.CSRFToken(rq.as.s))
+		r.Header.Set(admin.HeaderCSRFToken, e.api.CSRFToken(rq.as.s))
 	}
 	if rq.mod != nil {
 		rq.mod(r)
@@ -285,4 +276,19 @@ func (e *env) entries(t *testing.T) []middleware.AuditEntry {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// apiOf builds the API over guard g with the default configuration (for
+// tokens made under another key ring).
+func apiOf(t *testing.T, g *middleware.Guard) *admin.API {
+	t.Helper()
+	svc, err := admin.New(admin.Config{Guard: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := admin.NewAPI(svc, admin.APIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
 }

@@ -16,6 +16,8 @@ const module = "github.com/sessionfence/sessionfence"
 // commands, tests) may use whatever the module requires.
 var allowed = map[string][]string{
 	"middleware":             nil,
+	"middleware/admin":       nil,
+	"middleware/admin/ui":    nil,
 	"middleware/memstore":    nil,
 	"middleware/storetest":   nil,
 	"middleware/valkeystore": {"github.com/valkey-io/valkey-go", "golang.org/x/sys"}, // valkey-go needs x/sys

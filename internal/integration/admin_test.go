@@ -20,6 +20,7 @@ import (
 	"github.com/sessionfence/sessionfence/adapters/nethttp"
 	"github.com/sessionfence/sessionfence/internal/valkeytest"
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 )
 
@@ -39,6 +40,7 @@ type instance struct {
 	client valkey.Client
 	store  *valkeystore.Store
 	guard  *middleware.Guard
+	api    *admin.API
 	srv    *httptest.Server
 
 	mu      sync.Mutex
@@ -76,16 +78,15 @@ func newInstance(t *testing.T, addr, prefix string, now func() time.Time) *insta
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := middleware.NewAdmin(middleware.AdminConfig{Guard: in.guard})
+	svc, err := admin.New(admin.Config{Guard: in.guard})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := middleware.NewAdminAPI(admin, middleware.AdminAPIConfig{Authorize: middleware.AllowSubjects(issuer, "root")})
-	if err != nil {
+	if in.api, err = admin.NewAPI(svc, admin.APIConfig{Authorize: admin.AllowSubjects(issuer, "root")}); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/admin/api/", api)
+	mux.Handle("/admin/api/", in.api)
 	mux.HandleFunc("GET /app", func(w http.ResponseWriter, r *http.Request) {
 		s, _ := middleware.FromContext(r.Context())
 		_, _ = io.WriteString(w, s.Subject)
@@ -127,7 +128,7 @@ func (in *instance) do(t *testing.T, u *user, method, path, body string) *http.R
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Origin", in.srv.URL)
-		req.Header.Set(middleware.HeaderCSRFToken, in.guard.CSRFToken(u.s))
+		req.Header.Set(admin.HeaderCSRFToken, in.api.CSRFToken(u.s))
 	}
 	resp, err := in.srv.Client().Do(req)
 	if err != nil {
@@ -240,8 +241,8 @@ func TestAnnouncedTerminationAcrossInstances(t *testing.T) {
 		t.Fatalf("before the time on B: %v notice %+v", d, d.Notice)
 	}
 	resp := b.do(t, u, http.MethodGet, "/app", "")
-	if resp.StatusCode != 200 || resp.Header.Get(middleware.HeaderTermination) != at.UTC().Format(time.RFC3339) ||
-		resp.Header.Get(middleware.HeaderTerminationPolicy) != "login" {
+	if resp.StatusCode != 200 || resp.Header.Get("Sessionfence-Termination") != at.UTC().Format(time.RFC3339) ||
+		resp.Header.Get("Sessionfence-Termination-Policy") != "login" {
 		t.Fatalf("before the time over HTTP on B: %s %v", resp.Status, resp.Header)
 	}
 	if resp := b.do(t, root, http.MethodGet, "/app", ""); resp.StatusCode != 200 {

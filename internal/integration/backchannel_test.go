@@ -12,6 +12,7 @@ import (
 	"github.com/sessionfence/sessionfence/backchannel"
 	"github.com/sessionfence/sessionfence/internal/fakeidp"
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 )
 
 // A back-channel logout received by instance A ends the IdP session on
@@ -81,19 +82,19 @@ func TestBackchannelLogoutOnOneInstanceReachesTheOther(t *testing.T) {
 	}
 
 	// The resend lands on B: accepted as a replay, nothing moves.
-	admin, err := middleware.NewAdmin(middleware.AdminConfig{Guard: b.guard})
+	svc, err := admin.New(admin.Config{Guard: b.guard})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := middleware.IdPSessionScope(idp.Issuer(), "sid-1")
-	before, _, err := admin.Fences(context.Background(), sc)
+	before, _, err := svc.Fences(context.Background(), sc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code := post(rb); code != http.StatusOK {
 		t.Fatalf("replay to B: %d", code)
 	}
-	after, _, err := admin.Fences(context.Background(), sc)
+	after, _, err := svc.Fences(context.Background(), sc)
 	if err != nil {
 		t.Fatal(err)
 	}

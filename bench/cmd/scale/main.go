@@ -31,6 +31,7 @@ import (
 
 	"github.com/sessionfence/sessionfence/bench/internal/cli"
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 )
@@ -69,7 +70,7 @@ func main() {
 type env struct {
 	store   middleware.Store
 	guard   *middleware.Guard
-	admin   *middleware.Admin
+	admin   *admin.Service
 	memory  func() string
 	hasReg  bool
 	cleanup func()
@@ -118,7 +119,7 @@ func open(name, addr string) (*env, error) {
 		return nil, err
 	}
 	e.guard = g
-	if e.admin, err = middleware.NewAdmin(middleware.AdminConfig{Guard: g}); err != nil {
+	if e.admin, err = admin.New(admin.Config{Guard: g}); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -173,18 +174,18 @@ func runStore(name, addr string, sizes []int, trials, workers int) error {
 	}
 	fmt.Printf("\nstore %s; registry: %s; %d timed runs per action and size\n\n", name, reg, trials)
 
-	act := middleware.Action{Actor: "bench:scale", Reason: "scale benchmark"}
+	act := admin.Action{Actor: "bench:scale", Reason: "scale benchmark"}
 	type op struct {
 		name string
 		run  func(i int) error
 	}
 	trialBase := 0
 	ops := []op{
-		{"terminate-all (Admin.TerminateAll: count, bump, audit)", func(int) error {
+		{"terminate-all (Service.TerminateAll: count, bump, audit)", func(int) error {
 			_, err := e.admin.TerminateAll(ctx, act)
 			return err
 		}},
-		{"terminate-user (Admin.TerminateUser, a user with 4 sessions)", func(i int) error {
+		{"terminate-user (Service.TerminateUser, a user with 4 sessions)", func(i int) error {
 			_, err := e.admin.TerminateUser(ctx, issuer, "user-"+strconv.Itoa(i), act)
 			return err
 		}},

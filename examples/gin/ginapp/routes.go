@@ -11,7 +11,6 @@ import (
 
 	ginadapter "github.com/sessionfence/sessionfence/adapters/gin"
 	"github.com/sessionfence/sessionfence/examples/internal/app"
-	"github.com/sessionfence/sessionfence/middleware"
 )
 
 // Handler returns the application's gin engine, with the same routes as
@@ -31,7 +30,7 @@ func Handler(a *app.App) http.Handler {
 	r.GET("/metrics", gin.WrapH(a.Metrics))
 	r.GET("/healthz", func(c *gin.Context) {
 		status, body := a.Healthz(c.Request.Context())
-		middleware.SetNoStore(c.Writer.Header())
+		c.Header("Cache-Control", "no-store")
 		c.JSON(status, body)
 	})
 	r.GET(app.BannerPath, gin.WrapH(a.Banner))
@@ -57,16 +56,10 @@ func Handler(a *app.App) http.Handler {
 		}
 		a.Stream(c.Request.Context(), c.Writer, s)
 	})
-	// One catch-all for the page and its API: gin allows no other route
-	// beside a catch-all at the same level. Both handlers read the full
-	// path.
-	authed.Any(strings.TrimSuffix(app.AdminPath, "/")+"/*path", func(c *gin.Context) {
-		if strings.HasPrefix(c.Request.URL.Path, app.AdminAPIPath) {
-			a.AdminAPI.ServeHTTP(c.Writer, c.Request)
-			return
-		}
-		a.AdminUI.ServeHTTP(c.Writer, c.Request)
-	})
+	// The admin page and, below it, its JSON API: one handler, so one
+	// catch-all route (gin allows no other route beside a catch-all at
+	// the same level). The console reads the full path.
+	authed.Any(strings.TrimSuffix(app.AdminPath, "/")+"/*path", gin.WrapH(a.Console))
 
 	// Bearer tokens (mobile apps, API clients).
 	r.GET("/api/hello", ginadapter.Bearer(a.Guard, a.Bearer, ginadapter.BearerRealm("api")), func(c *gin.Context) {

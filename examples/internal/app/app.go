@@ -22,7 +22,8 @@ import (
 	"github.com/sessionfence/sessionfence/backchannel"
 	"github.com/sessionfence/sessionfence/metrics/prom"
 	"github.com/sessionfence/sessionfence/middleware"
-	"github.com/sessionfence/sessionfence/middleware/adminui"
+	"github.com/sessionfence/sessionfence/middleware/admin"
+	"github.com/sessionfence/sessionfence/middleware/admin/ui"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 	"github.com/sessionfence/sessionfence/oidc"
@@ -62,19 +63,19 @@ type App struct {
 	RP *oidc.RP
 	// Receiver handles POST /backchannel-logout.
 	Receiver *backchannel.Receiver
-	// Admin performs administrative actions; AdminAPI serves them as JSON
-	// under /admin/api/ and AdminUI the page at /admin/ (both behind the
-	// guard). Banner serves banner.js (outside the guard).
-	Admin    *middleware.Admin
-	AdminAPI *middleware.AdminAPI
-	AdminUI  http.Handler
-	Banner   http.Handler
+	// Admin performs administrative actions. Console serves the admin
+	// page at /admin/ and, below it, the JSON API at /admin/api/ (one
+	// mount, behind the guard). Banner serves banner.js (outside the
+	// guard).
+	Admin   *admin.Service
+	Console http.Handler
+	Banner  http.Handler
 	// Bearer verifies the provider's JWT access tokens for GET /api/hello.
 	Bearer middleware.TokenVerifier
 
 	store      middleware.Store
 	closeStore func()
-	authorize  middleware.AuthorizeFunc
+	authorize  admin.AuthorizeFunc
 }
 
 // New validates cfg, opens the store, discovers the provider and builds
@@ -167,21 +168,24 @@ func (a *App) build(ctx context.Context) error {
 		return fmt.Errorf("back-channel logout: %w", err)
 	}
 
-	if a.Admin, err = middleware.NewAdmin(middleware.AdminConfig{Guard: a.Guard}); err != nil {
+	if a.Admin, err = admin.New(admin.Config{Guard: a.Guard}); err != nil {
 		return err
 	}
 	a.authorize = authorizer(cfg.Issuer, cfg.AdminSubjects)
-	if a.AdminAPI, err = middleware.NewAdminAPI(a.Admin, middleware.AdminAPIConfig{
+	api, err := admin.NewAPI(a.Admin, admin.APIConfig{
 		Prefix:       AdminAPIPath,
 		Authorize:    a.authorize,
 		PublicOrigin: cfg.PublicURL,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	if a.AdminUI, err = adminui.New(adminui.Config{Prefix: AdminPath, APIPrefix: AdminAPIPath, LoginURL: LoginPath, BannerInterval: bannerInterval}); err != nil {
+	// The page is one level above the API (AdminPath) and takes the
+	// API's prefix and the guard's login URL from the API.
+	if a.Console, err = ui.New(api, ui.Config{BannerInterval: bannerInterval}); err != nil {
 		return err
 	}
-	a.Banner = adminui.BannerHandler()
+	a.Banner = ui.BannerHandler()
 	if len(cfg.AdminSubjects) == 0 {
 		a.log.Warn("ADMIN_SUBJECTS is empty: nobody can use the admin API")
 	}
@@ -230,16 +234,16 @@ func onLogin(_ context.Context, l *oidc.Login) error {
 
 // authorizer lets the listed subjects do everything, and everyone list
 // their own sessions (the page's "your sessions").
-func authorizer(issuer string, admins []string) middleware.AuthorizeFunc {
-	adminFn := middleware.AllowSubjects(issuer, admins...)
-	return func(ctx context.Context, s *middleware.Session, op string, target middleware.Scope) error {
-		if adminFn(ctx, s, op, target) == nil {
+func authorizer(issuer string, admins []string) admin.AuthorizeFunc {
+	adminFn := admin.AllowSubjects(issuer, admins...)
+	return func(ctx context.Context, s *middleware.Session, r admin.Request) error {
+		if adminFn(ctx, s, r) == nil {
 			return nil
 		}
-		if op == middleware.OpSessions && s != nil && target == middleware.SubjectScope(s.Issuer, s.Subject) {
+		if r.Op == admin.OpSessions && s != nil && r.Target == middleware.SubjectScope(s.Issuer, s.Subject) {
 			return nil
 		}
-		return middleware.ErrForbidden
+		return admin.ErrForbidden
 	}
 }
 
@@ -260,7 +264,7 @@ func (a *App) Logger() *slog.Logger { return a.log }
 
 // IsAdmin reports whether s may use the admin console.
 func (a *App) IsAdmin(ctx context.Context, s *middleware.Session) bool {
-	return s != nil && a.authorize(ctx, s, middleware.OpConsole, middleware.GlobalScope()) == nil
+	return s != nil && a.authorize(ctx, s, admin.Request{Op: admin.OpConsole, Target: middleware.GlobalScope()}) == nil
 }
 
 // Me is the body of GET /me.
@@ -334,7 +338,7 @@ func (a *App) Healthz(ctx context.Context) (int, Health) {
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	middleware.SetNoStore(h)
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

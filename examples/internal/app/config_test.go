@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -91,19 +92,19 @@ func TestOnlyAdminsAndOwnSessionListingAreAuthorized(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		s      *middleware.Session
-		op     string
+		op     admin.Op
 		target middleware.Scope
 		ok     bool
 	}{
-		{"admin ends everyone", alice, middleware.OpTerminateAll, middleware.GlobalScope(), true},
-		{"user lists own sessions", bob, middleware.OpSessions, middleware.SubjectScope("https://idp", "bob"), true},
-		{"user lists someone else's sessions", bob, middleware.OpSessions, middleware.SubjectScope("https://idp", "alice"), false},
-		{"user ends everyone", bob, middleware.OpTerminateAll, middleware.GlobalScope(), false},
-		{"user ends own user", bob, middleware.OpTerminateUser, middleware.SubjectScope("https://idp", "bob"), false},
-		{"same sub at another issuer is not the admin", mallory, middleware.OpTerminateAll, middleware.GlobalScope(), false},
-		{"no session", nil, middleware.OpSessions, middleware.SubjectScope("https://idp", "bob"), false},
+		{"admin ends everyone", alice, admin.OpTerminateAll, middleware.GlobalScope(), true},
+		{"user lists own sessions", bob, admin.OpSessions, middleware.SubjectScope("https://idp", "bob"), true},
+		{"user lists someone else's sessions", bob, admin.OpSessions, middleware.SubjectScope("https://idp", "alice"), false},
+		{"user ends everyone", bob, admin.OpTerminateAll, middleware.GlobalScope(), false},
+		{"user ends own user", bob, admin.OpTerminateUser, middleware.SubjectScope("https://idp", "bob"), false},
+		{"same sub at another issuer is not the admin", mallory, admin.OpTerminateAll, middleware.GlobalScope(), false},
+		{"no session", nil, admin.OpSessions, middleware.SubjectScope("https://idp", "bob"), false},
 	} {
-		if err := auth(t.Context(), tt.s, tt.op, tt.target); (err == nil) != tt.ok {
+		if err := auth(t.Context(), tt.s, admin.Request{Op: tt.op, Target: tt.target}); (err == nil) != tt.ok {
 			t.Errorf("%s: err = %v", tt.name, err)
 		}
 	}

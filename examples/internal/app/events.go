@@ -30,7 +30,7 @@ const tickEvery = 5 * time.Second
 func (a *App) Stream(ctx context.Context, w http.ResponseWriter, s *middleware.Session) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
-	middleware.SetNoStore(h)
+	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)

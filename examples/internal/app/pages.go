@@ -109,7 +109,7 @@ func setPageHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
-	middleware.SetNoStore(h)
+	h.Set("Cache-Control", "no-store")
 }
 
 // Assets serves the pages' style sheet and script under /assets/

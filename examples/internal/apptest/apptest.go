@@ -29,7 +29,7 @@ import (
 
 	"github.com/sessionfence/sessionfence/examples/devidp/devidp"
 	"github.com/sessionfence/sessionfence/examples/internal/app"
-	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 )
 
@@ -268,7 +268,7 @@ func (e *Env) Admin(t *testing.T, b *http.Client, endpoint string, body any) (*h
 		t.Fatalf("GET csrf: %d %v", res.StatusCode, tok)
 	}
 	return e.API(t, b, http.MethodPost, app.AdminAPIPath+endpoint, body, http.Header{
-		"Origin": {e.URL}, middleware.HeaderCSRFToken: {tok["csrf_token"].(string)},
+		"Origin": {e.URL}, admin.HeaderCSRFToken: {tok["csrf_token"].(string)},
 	})
 }
 

@@ -11,8 +11,7 @@ import (
 
 	"github.com/sessionfence/sessionfence/examples/devidp/devidp"
 	"github.com/sessionfence/sessionfence/examples/internal/app"
-	"github.com/sessionfence/sessionfence/middleware"
-	"github.com/sessionfence/sessionfence/middleware/adminui"
+	"github.com/sessionfence/sessionfence/middleware/admin/ui"
 )
 
 // Run tests the application routed by route end to end. The steps share
@@ -87,7 +86,7 @@ func Run(t *testing.T, name string, route func(*app.App) http.Handler) {
 			t.Errorf("home CSP %q", res.Header.Get("Content-Security-Policy"))
 		}
 		res, _ = e.API(t, alice, http.MethodGet, "/admin/", nil, nil)
-		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Security-Policy") != adminui.CSP {
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Security-Policy") != ui.CSP {
 			t.Errorf("admin page: %d %q", res.StatusCode, res.Header.Get("Content-Security-Policy"))
 		}
 		for _, path := range []string{"/banner.js", "/admin/admin.js", "/assets/events.js", "/assets/app.css"} {
@@ -165,14 +164,14 @@ func Run(t *testing.T, name string, route func(*app.App) http.Handler) {
 			t.Fatalf("announce: %d %v", res.StatusCode, body)
 		}
 		res, _ = e.API(t, bob, http.MethodGet, "/me", nil, nil)
-		if res.StatusCode != http.StatusOK || res.Header.Get(middleware.HeaderTermination) != at.Format(time.RFC3339) ||
-			res.Header.Get(middleware.HeaderTerminationReason) != url.PathEscape("Rotating keys") {
+		if res.StatusCode != http.StatusOK || res.Header.Get("Sessionfence-Termination") != at.Format(time.RFC3339) ||
+			res.Header.Get("Sessionfence-Termination-Reason") != url.PathEscape("Rotating keys") {
 			t.Errorf("bob: %d %v", res.StatusCode, res.Header)
 		}
 		if res, body := e.Admin(t, alice, "cancel", map[string]any{"scope": "global"}); res.StatusCode != http.StatusOK {
 			t.Errorf("cancel: %d %v", res.StatusCode, body)
 		}
-		if res, _ := e.API(t, bob, http.MethodGet, "/me", nil, nil); res.Header.Get(middleware.HeaderTermination) != "" {
+		if res, _ := e.API(t, bob, http.MethodGet, "/me", nil, nil); res.Header.Get("Sessionfence-Termination") != "" {
 			t.Error("the announcement is still signalled after cancel")
 		}
 	})

@@ -65,8 +65,8 @@ func Handler(a *app.App) http.Handler {
 		}
 		a.Stream(r.Context(), w, s)
 	})))
-	mux.Handle(app.AdminAPIPath, guard(a.AdminAPI))
-	mux.Handle(app.AdminPath, guard(a.AdminUI))
+	// The admin page and, below it, its JSON API: one handler.
+	mux.Handle(app.AdminPath, guard(a.Console))
 
 	// Bearer tokens (mobile apps, API clients).
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -71,7 +71,7 @@
 
   function ended() {
     const a = document.createElement("a");
-    a.href = login + "?return_to=" + encodeURIComponent(location.pathname + location.search);
+    a.href = login + (login.indexOf("?") < 0 ? "?" : "&") + "return_to=" + encodeURIComponent(location.pathname + location.search);
     a.textContent = "Sign in again";
     a.style.setProperty("color", "inherit");
     show(["You have been signed out. Unsaved changes on this page cannot be saved. ", a]);

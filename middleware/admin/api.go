@@ -1,8 +1,7 @@
-package middleware
+package admin
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -18,22 +17,28 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sessionfence/sessionfence/internal/httpx"
+	"github.com/sessionfence/sessionfence/middleware"
 )
 
-// AdminAPIConfig configures the admin HTTP API built by [NewAdminAPI]. The
-// zero value is valid and refuses every action (see Authorize).
-type AdminAPIConfig struct {
-	// Prefix is the path the API is mounted under; it must start and end
-	// with '/'. Endpoints are Prefix + "terminate-all" and so on. Default
-	// "/admin/api/". Behind http.StripPrefix, set the remainder (often "/").
+// APIConfig configures the HTTP API built by [NewAPI]. The zero value is
+// valid and refuses every action (see Authorize).
+type APIConfig struct {
+	// Prefix is the path the API answers under, as the browser sees it;
+	// it must start and end with '/'. Endpoints are Prefix +
+	// "terminate-all" and so on. Default "/admin/api/". Mount the API (or
+	// the page of package ui, which serves it too) at full paths: not
+	// behind http.StripPrefix.
 	Prefix string
 
-	// Authorize decides whether the caller's session may perform op (one
-	// of the Op constants) on target. A nil error allows; any error
-	// refuses with 403 "forbidden" (503 when it wraps
-	// [ErrStoreUnavailable]). Default: refuse everything, so an API
-	// mounted without thinking about who may use it does nothing. See
-	// [AllowIfDataContains], [AllowSubjects] and [AnyOf].
+	// Authorize decides whether the caller's session may make a
+	// [Request]: an operation on a target scope, announced or
+	// immediate. A nil error allows; any error refuses with 403
+	// "forbidden" (503 when it wraps [middleware.ErrStoreUnavailable]).
+	// Default [DenyAll], so an API mounted without thinking about who may
+	// use it does nothing. See [AllowIfDataContains], [AllowSubjects]
+	// and [AnyOf].
 	Authorize AuthorizeFunc
 
 	// PublicOrigin is the origin the admin page is served from, e.g.
@@ -56,128 +61,16 @@ type AdminAPIConfig struct {
 	MaxBodyBytes int64
 }
 
-// AuthorizeFunc decides whether session s may perform op on target. It
-// runs after the request is authenticated and its input validated, before
-// anything changes. ctx is the request's context.
-type AuthorizeFunc func(ctx context.Context, s *Session, op string, target Scope) error
-
-// Operations passed to an [AuthorizeFunc]. Terminations and cancels of an
-// announcement are separate operations so a policy can, for instance, let
-// support staff end one user's sessions but not everyone's.
-const (
-	OpTerminateAll     = "terminate-all"
-	OpTerminateTenant  = "terminate-tenant"
-	OpTerminateUser    = "terminate-user"
-	OpTerminateSession = "terminate-session"
-	OpCancel           = "cancel"
-	OpReload           = "reload"
-	// OpSessions lists one user's sessions (target: the subject scope).
-	OpSessions = "sessions"
-	// OpAudit reads the audit log (target: the global scope).
-	OpAudit = "audit"
-	// OpFences reads fences (target: each scope asked for).
-	OpFences = "fences"
-	// OpConsole is asked by GET me to report whether the caller is an
-	// administrator (target: the global scope); it grants nothing by
-	// itself.
-	OpConsole = "console"
-)
-
-// ErrForbidden is what the default authorizer and the helpers return when
-// they refuse.
-var ErrForbidden = errors.New("sessionfence: forbidden")
-
-// DenyAll is the default [AuthorizeFunc]: it refuses everything.
-func DenyAll(context.Context, *Session, string, Scope) error { return ErrForbidden }
-
-// AllowIfDataContains allows a session whose Data (application data, a
-// JSON object) holds, under key, either the string value or an array of
-// strings containing value. key may be a dotted path into nested objects
-// ("realm_access.roles"). Comparison is exact: "admin" does not match
-// "administrator" or "admin readonly". Sessions whose Data is empty or not
-// a JSON object are refused. The operation and target are not considered:
-// combine with your own AuthorizeFunc for finer rules.
-func AllowIfDataContains(key, value string) AuthorizeFunc {
-	path := strings.Split(key, ".")
-	return func(_ context.Context, s *Session, _ string, _ Scope) error {
-		if s == nil || s.Data == "" || key == "" {
-			return ErrForbidden
-		}
-		var v any
-		if err := json.Unmarshal([]byte(s.Data), &v); err != nil {
-			return ErrForbidden
-		}
-		for _, p := range path {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return ErrForbidden
-			}
-			if v, ok = m[p]; !ok {
-				return ErrForbidden
-			}
-		}
-		switch x := v.(type) {
-		case string:
-			if x == value {
-				return nil
-			}
-		case []any:
-			for _, e := range x {
-				if s, ok := e.(string); ok && s == value {
-					return nil
-				}
-			}
-		}
-		return ErrForbidden
-	}
-}
-
-// AllowSubjects allows the sessions of the listed subjects at issuer (a
-// break-glass list of named administrators). With no subjects it refuses
-// everything.
-func AllowSubjects(issuer string, subs ...string) AuthorizeFunc {
-	allowed := slices.Clone(subs)
-	return func(_ context.Context, s *Session, _ string, _ Scope) error {
-		if s == nil || issuer == "" || s.Issuer != issuer || !slices.Contains(allowed, s.Subject) {
-			return ErrForbidden
-		}
-		return nil
-	}
-}
-
-// AnyOf allows what any of fns allows. With no functions it refuses
-// everything. A function's error other than a refusal (one wrapping
-// [ErrStoreUnavailable]) is returned when no function allows.
-func AnyOf(fns ...AuthorizeFunc) AuthorizeFunc {
-	fns = slices.Clone(fns)
-	return func(ctx context.Context, s *Session, op string, target Scope) error {
-		err := ErrForbidden
-		for _, fn := range fns {
-			if fn == nil {
-				continue
-			}
-			e := fn(ctx, s, op, target)
-			if e == nil {
-				return nil
-			}
-			if errors.Is(e, ErrStoreUnavailable) {
-				err = e
-			}
-		}
-		return err
-	}
-}
-
 // ConfirmTerminateAll is the value the "confirm" field of terminate-all
 // must have. A typed confirmation, not a boolean, so that a replayed or
 // mistyped request for another action can never end every session.
 const ConfirmTerminateAll = "terminate-all"
 
-// Limits of the admin API's input.
+// Limits of the API's input.
 const (
 	defaultMaxBody = 16 << 10
 	// maxAPIReason bounds the reason kept in the audit log (the fence
-	// keeps MaxReasonLen bytes of it).
+	// keeps middleware.MaxReasonLen bytes of it).
 	maxAPIReason = 1000
 	// maxAPIIdentifier bounds tenants, issuers, subjects and ids.
 	maxAPIIdentifier = 512
@@ -186,19 +79,21 @@ const (
 	maxRequestID  = 64
 )
 
-// AdminAPI serves the administration JSON API over an [Admin]. Mount it
+// API serves the administration JSON API over a [Service]. Mount it
 // behind the guard's adapter (adapters/nethttp.Middleware or
 // adapters/gin.Middleware), which authenticates the caller's session
 // cookie; requests that reach it without a session are refused with 401.
-// See docs/admin.md for every endpoint.
+// The page of package ui serves the API too, so one mount is enough. See
+// docs/admin.md for every endpoint.
 //
 // Every response is JSON with Cache-Control: no-store; errors are
 // {"error": "<stable code>", "error_description": "..."} and never carry
-// internal error text. A refused request changes nothing. An AdminAPI is
-// safe for concurrent use.
-type AdminAPI struct {
-	admin     *Admin
-	g         *Guard
+// internal error text. A refused request changes nothing. An API is safe
+// for concurrent use.
+type API struct {
+	svc       *Service
+	now       func() time.Time
+	login     string
 	prefix    string
 	authorize AuthorizeFunc
 	origin    string // lower-case configured origin, or ""
@@ -216,29 +111,34 @@ type route struct {
 
 // apiCall is the authenticated context of one request.
 type apiCall struct {
-	s     *Session
+	s     *middleware.Session
 	reqID string
 	ip    string
 }
 
 func (c *apiCall) actor() string { return c.s.Issuer + "|" + c.s.Subject }
 
-// NewAdminAPI returns the HTTP API over a. It validates cfg once.
-func NewAdminAPI(a *Admin, cfg AdminAPIConfig) (*AdminAPI, error) {
-	if a == nil {
-		return nil, errors.New("sessionfence: NewAdminAPI needs an Admin")
+// NewAPI returns the HTTP API over svc, which must have been built with
+// Config.Guard: the API authenticates callers by that guard's cookies,
+// derives its anti-CSRF keys from its key ring, and keeps the caller's
+// session through the actions that cover it. It validates cfg once; every
+// error wraps [ErrInvalidConfig].
+func NewAPI(svc *Service, cfg APIConfig) (*API, error) {
+	if svc == nil || svc.g == nil {
+		return nil, fmt.Errorf("%w: NewAPI needs a Service built with Config.Guard", ErrInvalidConfig)
 	}
+	gc := svc.g.Config()
 	if cfg.Prefix == "" {
 		cfg.Prefix = "/admin/api/"
 	}
-	if !strings.HasPrefix(cfg.Prefix, "/") || !strings.HasSuffix(cfg.Prefix, "/") {
-		return nil, fmt.Errorf("sessionfence: AdminAPIConfig.Prefix %q must start and end with '/'", cfg.Prefix)
+	if !strings.HasPrefix(cfg.Prefix, "/") || !strings.HasSuffix(cfg.Prefix, "/") || strings.Contains(cfg.Prefix, "//") {
+		return nil, fmt.Errorf("%w: APIConfig.Prefix %q must be a path starting and ending with '/'", ErrInvalidConfig, cfg.Prefix)
 	}
 	if cfg.Authorize == nil {
 		cfg.Authorize = DenyAll
 	}
 	if cfg.MaxBodyBytes < 0 {
-		return nil, errors.New("sessionfence: AdminAPIConfig.MaxBodyBytes is negative")
+		return nil, fmt.Errorf("%w: APIConfig.MaxBodyBytes is negative", ErrInvalidConfig)
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = defaultMaxBody
@@ -246,55 +146,67 @@ func NewAdminAPI(a *Admin, cfg AdminAPIConfig) (*AdminAPI, error) {
 	switch cfg.Scheme {
 	case "":
 		cfg.Scheme = "https"
-		if a.g.cfg.InsecureCookies {
+		if gc.InsecureCookies {
 			cfg.Scheme = "http"
 		}
 	case "http", "https":
 	default:
-		return nil, fmt.Errorf("sessionfence: AdminAPIConfig.Scheme %q must be http or https", cfg.Scheme)
+		return nil, fmt.Errorf("%w: APIConfig.Scheme %q must be http or https", ErrInvalidConfig, cfg.Scheme)
 	}
 	origin := ""
 	if cfg.PublicOrigin != "" {
 		u, err := url.Parse(cfg.PublicOrigin)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return nil, fmt.Errorf("sessionfence: AdminAPIConfig.PublicOrigin %q must be scheme://host[:port]", cfg.PublicOrigin)
+			return nil, fmt.Errorf("%w: APIConfig.PublicOrigin %q must be scheme://host[:port]", ErrInvalidConfig, cfg.PublicOrigin)
 		}
 		origin = strings.ToLower(u.Scheme + "://" + u.Host)
 	}
-	keys, err := csrfKeys(a.g.cfg.Keys)
-	if err != nil {
-		return nil, err
+	keys := svc.g.DeriveKeys(csrfPurpose)
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: the guard derived no anti-CSRF key", ErrInvalidConfig)
 	}
-	api := &AdminAPI{
-		admin: a, g: a.g, prefix: cfg.Prefix, authorize: cfg.Authorize, origin: origin,
-		scheme: cfg.Scheme, maxBody: cfg.MaxBodyBytes, csrfKeys: keys, log: a.log,
+	log, now := gc.Logger, gc.Now
+	if log == nil {
+		log = slog.Default()
+	}
+	if now == nil {
+		now = time.Now
+	}
+	api := &API{
+		svc: svc, now: now, login: gc.LoginURL, prefix: cfg.Prefix, authorize: cfg.Authorize, origin: origin,
+		scheme: cfg.Scheme, maxBody: cfg.MaxBodyBytes, csrfKeys: keys, log: log,
 	}
 	api.routes = map[string]route{
-		"terminate-all":     {http.MethodPost, api.terminateAll},
-		"terminate-tenant":  {http.MethodPost, api.terminateTenant},
-		"terminate-user":    {http.MethodPost, api.terminateUser},
-		"terminate-session": {http.MethodPost, api.terminateSession},
-		"cancel":            {http.MethodPost, api.cancel},
-		"reload":            {http.MethodPost, api.reload},
-		"sessions":          {http.MethodGet, api.sessions},
-		"audit":             {http.MethodGet, api.audit},
-		"fences":            {http.MethodGet, api.fences},
-		"me":                {http.MethodGet, api.me},
-		"csrf":              {http.MethodGet, api.csrf},
+		OpTerminateAll.String():     {http.MethodPost, api.terminateAll},
+		OpTerminateTenant.String():  {http.MethodPost, api.terminateTenant},
+		OpTerminateUser.String():    {http.MethodPost, api.terminateUser},
+		OpTerminateSession.String(): {http.MethodPost, api.terminateSession},
+		OpCancel.String():           {http.MethodPost, api.cancel},
+		OpReload.String():           {http.MethodPost, api.reload},
+		OpSessions.String():         {http.MethodGet, api.sessions},
+		OpAudit.String():            {http.MethodGet, api.audit},
+		OpFences.String():           {http.MethodGet, api.fences},
+		"me":                        {http.MethodGet, api.me},
+		"csrf":                      {http.MethodGet, api.csrf},
 	}
 	return api, nil
 }
 
+// LoginURL returns where people whose session ended are sent to sign in
+// again: the guard's Config.LoginURL. The admin page (package ui) links
+// to it.
+func (api *API) LoginURL() string { return api.login }
+
 // Prefix returns the path the API answers under.
-func (api *AdminAPI) Prefix() string { return api.prefix }
+func (api *API) Prefix() string { return api.prefix }
 
 // ServeHTTP implements http.Handler.
-func (api *AdminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (api *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	SetNoStore(h)
+	httpx.NoStore(h)
 	h.Set("X-Content-Type-Options", "nosniff")
-	c := &apiCall{reqID: requestID(r), ip: ClientInfoFromRequest(r).IP}
+	c := &apiCall{reqID: requestID(r), ip: middleware.ClientInfoFromRequest(r).IP}
 	h.Set("X-Request-Id", c.reqID)
 
 	name, ok := strings.CutPrefix(r.URL.Path, api.prefix)
@@ -308,7 +220,7 @@ func (api *AdminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+rt.method)
 		return
 	}
-	s, ok := FromContext(r.Context())
+	s, ok := middleware.FromContext(r.Context())
 	if !ok {
 		// Mounted without the guard's middleware, or behind it in
 		// optional mode: there is no caller to authorize.
@@ -339,7 +251,7 @@ func (api *AdminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every current browser and not settable by page script, decides when
 // present. Otherwise Origin must be present and ours. The scheme is never
 // taken from the request.
-func (api *AdminAPI) sameOrigin(r *http.Request) error {
+func (api *API) sameOrigin(r *http.Request) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
 		if site == "same-origin" {
 			return nil
@@ -410,7 +322,7 @@ func writeAPIError(w http.ResponseWriter, status int, code, desc string) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	SetNoStore(h)
+	httpx.NoStore(h)
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
@@ -418,31 +330,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // fail answers a request whose action failed, mapping sentinel errors to
 // stable codes. Causes go to the log, never to the client.
-func (api *AdminAPI) fail(w http.ResponseWriter, r *http.Request, c *apiCall, op string, err error) {
+func (api *API) fail(w http.ResponseWriter, r *http.Request, c *apiCall, op Op, err error) {
 	switch {
-	case errors.Is(err, ErrStoreUnavailable):
-		api.log.ErrorContext(r.Context(), "sessionfence: admin API: store unavailable", "op", op, "request_id", c.reqID, "cause", err.Error())
+	case errors.Is(err, middleware.ErrStoreUnavailable):
+		api.log.ErrorContext(r.Context(), "sessionfence: admin API: store unavailable", "op", op.String(), "request_id", c.reqID, "cause", err.Error())
 		writeAPIError(w, http.StatusServiceUnavailable, "store_unavailable", "the session store could not be reached; nothing was changed; try again")
 	case errors.Is(err, ErrNotSupported):
 		writeAPIError(w, http.StatusNotImplemented, "not_supported", "the session store does not support this operation")
-	case errors.Is(err, ErrNothingPending):
+	case errors.Is(err, middleware.ErrNothingPending):
 		writeAPIError(w, http.StatusConflict, "nothing_pending", "no announced termination is pending on this scope")
-	case errors.Is(err, ErrInvalidBump):
+	case errors.Is(err, middleware.ErrInvalidBump):
 		// The store judges announcement times by its own clock.
 		writeAPIError(w, http.StatusBadRequest, "invalid_at", "the announcement time is not in the future by the store's clock")
-	case errors.Is(err, ErrInvalidScope):
+	case errors.Is(err, middleware.ErrInvalidScope):
 		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "the scope is not valid")
-	case errors.Is(err, ErrKeepNotCovered):
+	case errors.Is(err, middleware.ErrKeepNotCovered):
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", "the session to keep is not covered by the scope")
 	default:
-		api.log.ErrorContext(r.Context(), "sessionfence: admin API: internal error", "op", op, "request_id", c.reqID, "cause", err.Error())
+		api.log.ErrorContext(r.Context(), "sessionfence: admin API: internal error", "op", op.String(), "request_id", c.reqID, "cause", err.Error())
 		writeAPIError(w, http.StatusInternalServerError, "internal_error", "the operation failed; see the server log for request id "+c.reqID)
 	}
 }
 
 // refused logs a refusal of a security check at warning level: someone
 // tried something they may not do.
-func (api *AdminAPI) refused(r *http.Request, c *apiCall, op, code string, cause error) {
+func (api *API) refused(r *http.Request, c *apiCall, op, code string, cause error) {
 	attrs := []slog.Attr{slog.String("op", op), slog.String("code", code), slog.String("request_id", c.reqID),
 		slog.String("client_ip", c.ip)}
 	if c.s != nil {
@@ -454,18 +366,18 @@ func (api *AdminAPI) refused(r *http.Request, c *apiCall, op, code string, cause
 	api.log.LogAttrs(r.Context(), slog.LevelWarn, "sessionfence: admin API request refused", attrs...)
 }
 
-// authorized asks the hook; it writes the refusal and returns false when
-// the caller may not proceed.
-func (api *AdminAPI) authorized(w http.ResponseWriter, r *http.Request, c *apiCall, op string, target Scope) bool {
-	err := api.authorize(r.Context(), c.s, op, target)
+// authorized asks the hook about rq; it writes the refusal and returns
+// false when the caller may not proceed.
+func (api *API) authorized(w http.ResponseWriter, r *http.Request, c *apiCall, rq Request) bool {
+	err := api.authorize(r.Context(), c.s, rq)
 	if err == nil {
 		return true
 	}
-	if errors.Is(err, ErrStoreUnavailable) {
-		api.fail(w, r, c, op, err)
+	if errors.Is(err, middleware.ErrStoreUnavailable) {
+		api.fail(w, r, c, rq.Op, err)
 		return false
 	}
-	api.refused(r, c, op, "forbidden", err)
+	api.refused(r, c, rq.Op.String(), "forbidden", err)
 	writeAPIError(w, http.StatusForbidden, "forbidden", "you may not perform this operation")
 	return false
 }
@@ -473,7 +385,7 @@ func (api *AdminAPI) authorized(w http.ResponseWriter, r *http.Request, c *apiCa
 // decode reads a JSON object body into dst: application/json only, at
 // most maxBody bytes, one flat object (scalar values only) without
 // duplicate or unknown keys, and nothing after it.
-func (api *AdminAPI) decode(w http.ResponseWriter, r *http.Request, dst any) *apiError {
+func (api *API) decode(w http.ResponseWriter, r *http.Request, dst any) *apiError {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json"}
@@ -576,13 +488,13 @@ type terminateFields struct {
 }
 
 // action validates the shared fields and builds the Action for scope.
-func (api *AdminAPI) action(c *apiCall, f terminateFields, scope Scope) (Action, *apiError) {
+func (api *API) action(c *apiCall, f terminateFields, scope middleware.Scope) (Action, *apiError) {
 	act := Action{Actor: c.actor(), RequestID: c.reqID, ClientIP: c.ip}
 	if !validText(f.Reason, maxAPIReason) {
 		return act, badRequest("invalid_reason", fmt.Sprintf("reason must be at most %d bytes of text without control characters", maxAPIReason))
 	}
 	act.Reason = f.Reason
-	p, ok := ParsePolicy(f.Reauth)
+	p, ok := middleware.ParsePolicy(f.Reauth)
 	if !ok {
 		return act, badRequest("invalid_policy", `reauth must be "none", "login" or "mfa"`)
 	}
@@ -592,12 +504,12 @@ func (api *AdminAPI) action(c *apiCall, f terminateFields, scope Scope) (Action,
 		if err != nil {
 			return act, badRequest("invalid_at", "at must be an RFC 3339 time such as 2026-11-23T18:00:00Z")
 		}
-		if !at.After(api.g.now()) {
+		if !at.After(api.now()) {
 			return act, badRequest("invalid_at", "at must be in the future; omit it to act now")
 		}
 		act.At = at
 	}
-	if (f.KeepSession == nil || *f.KeepSession) && covers(scope, c.s) {
+	if (f.KeepSession == nil || *f.KeepSession) && scope.Covers(c.s) {
 		act.Keep = c.s
 	}
 	return act, nil
@@ -605,18 +517,18 @@ func (api *AdminAPI) action(c *apiCall, f terminateFields, scope Scope) (Action,
 
 // actionResponse is the body of a successful action.
 type actionResponse struct {
-	Entry       AuditEntry `json:"entry"`
-	Fence       FenceView  `json:"fence"`
-	KeptSession bool       `json:"kept_session"`
+	Entry       middleware.AuditEntry `json:"entry"`
+	Fence       FenceView             `json:"fence"`
+	KeptSession bool                  `json:"kept_session"`
 }
 
 // respond writes a successful action, with the caller's re-issued cookie
 // when it was kept.
-func (api *AdminAPI) respond(w http.ResponseWriter, scope Scope, res ActionResult) {
+func (api *API) respond(w http.ResponseWriter, scope middleware.Scope, res Result) {
 	if res.Cookie != nil {
 		setSessionCookie(w, res.Cookie)
 	}
-	writeJSON(w, http.StatusOK, actionResponse{Entry: res.Entry, Fence: NewFenceView(scope, res.Fence, api.g.now()),
+	writeJSON(w, http.StatusOK, actionResponse{Entry: res.Entry, Fence: NewFenceView(scope, res.Fence, api.now()),
 		KeptSession: res.Cookie != nil})
 }
 
@@ -640,13 +552,16 @@ func setSessionCookie(w http.ResponseWriter, c *http.Cookie) {
 }
 
 // terminate runs one termination after authorization.
-func (api *AdminAPI) terminate(w http.ResponseWriter, r *http.Request, c *apiCall, op string, scope Scope, f terminateFields, confirm *string) {
+func (api *API) terminate(w http.ResponseWriter, r *http.Request, c *apiCall, op Op, scope middleware.Scope, f terminateFields, confirm *string) {
 	act, e := api.action(c, f, scope)
 	if e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
 		return
 	}
-	if !api.authorized(w, r, c, op, scope) {
+	// The hook sees whether the termination acts now or is announced:
+	// a policy may allow announcing what it would not do at once.
+	rq := Request{Op: op, Target: scope, At: act.At, Policy: act.Policy, Keep: act.Keep != nil}
+	if !api.authorized(w, r, c, rq) {
 		return
 	}
 	if confirm != nil && *confirm != ConfirmTerminateAll {
@@ -654,7 +569,7 @@ func (api *AdminAPI) terminate(w http.ResponseWriter, r *http.Request, c *apiCal
 			`terminate-all needs "confirm": "`+ConfirmTerminateAll+`"`)
 		return
 	}
-	res, err := api.admin.Terminate(r.Context(), scope, act)
+	res, err := api.svc.Terminate(r.Context(), scope, act)
 	if err != nil {
 		api.fail(w, r, c, op, err)
 		return
@@ -662,7 +577,7 @@ func (api *AdminAPI) terminate(w http.ResponseWriter, r *http.Request, c *apiCal
 	api.respond(w, scope, res)
 }
 
-func (api *AdminAPI) terminateAll(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) terminateAll(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	var req struct {
 		terminateFields
 		Confirm string `json:"confirm"`
@@ -671,10 +586,10 @@ func (api *AdminAPI) terminateAll(w http.ResponseWriter, r *http.Request, c *api
 		writeAPIError(w, e.status, e.code, e.desc)
 		return
 	}
-	api.terminate(w, r, c, OpTerminateAll, GlobalScope(), req.terminateFields, &req.Confirm)
+	api.terminate(w, r, c, OpTerminateAll, middleware.GlobalScope(), req.terminateFields, &req.Confirm)
 }
 
-func (api *AdminAPI) terminateTenant(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) terminateTenant(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	var req struct {
 		Tenant string `json:"tenant"`
 		terminateFields
@@ -687,10 +602,10 @@ func (api *AdminAPI) terminateTenant(w http.ResponseWriter, r *http.Request, c *
 		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "tenant must be a non-empty identifier")
 		return
 	}
-	api.terminate(w, r, c, OpTerminateTenant, TenantScope(req.Tenant), req.terminateFields, nil)
+	api.terminate(w, r, c, OpTerminateTenant, middleware.TenantScope(req.Tenant), req.terminateFields, nil)
 }
 
-func (api *AdminAPI) terminateUser(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) terminateUser(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	var req struct {
 		Issuer string `json:"issuer"`
 		Sub    string `json:"sub"`
@@ -704,10 +619,10 @@ func (api *AdminAPI) terminateUser(w http.ResponseWriter, r *http.Request, c *ap
 		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "issuer and sub must be non-empty identifiers")
 		return
 	}
-	api.terminate(w, r, c, OpTerminateUser, SubjectScope(req.Issuer, req.Sub), req.terminateFields, nil)
+	api.terminate(w, r, c, OpTerminateUser, middleware.SubjectScope(req.Issuer, req.Sub), req.terminateFields, nil)
 }
 
-func (api *AdminAPI) terminateSession(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) terminateSession(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	// No keep_session: asking to end one session and keep it is a
 	// contradiction.
 	var req struct {
@@ -725,7 +640,7 @@ func (api *AdminAPI) terminateSession(w http.ResponseWriter, r *http.Request, c 
 		return
 	}
 	no := false
-	api.terminate(w, r, c, OpTerminateSession, SessionScope(req.SessionID),
+	api.terminate(w, r, c, OpTerminateSession, middleware.SessionScope(req.SessionID),
 		terminateFields{Reason: req.Reason, Reauth: req.Reauth, At: req.At, KeepSession: &no}, nil)
 }
 
@@ -740,24 +655,24 @@ type scopeFields struct {
 	SessionID string `json:"session_id"`
 }
 
-func (f scopeFields) scope() (Scope, *apiError) {
-	kind, ok := ParseScopeKind(f.Scope)
-	if !ok || kind == ScopeEpoch {
-		return Scope{}, badRequest("invalid_scope", `scope must be "global", "tenant", "subject", "idp_session" or "session"`)
+func (f scopeFields) scope() (middleware.Scope, *apiError) {
+	kind, ok := fenceKind(f.Scope)
+	if !ok {
+		return middleware.Scope{}, badRequest("invalid_scope", `scope must be "global", "tenant", "subject", "idp_session" or "session"`)
 	}
-	var sc Scope
+	var sc middleware.Scope
 	var need []string
 	switch kind {
-	case ScopeGlobal:
-		sc = GlobalScope()
-	case ScopeTenant:
-		sc, need = TenantScope(f.Tenant), []string{f.Tenant}
-	case ScopeSubject:
-		sc, need = SubjectScope(f.Issuer, f.Sub), []string{f.Issuer, f.Sub}
-	case ScopeIdPSession:
-		sc, need = IdPSessionScope(f.Issuer, f.SID), []string{f.Issuer, f.SID}
-	case ScopeSession:
-		sc, need = SessionScope(f.SessionID), []string{f.SessionID}
+	case middleware.ScopeGlobal:
+		sc = middleware.GlobalScope()
+	case middleware.ScopeTenant:
+		sc, need = middleware.TenantScope(f.Tenant), []string{f.Tenant}
+	case middleware.ScopeSubject:
+		sc, need = middleware.SubjectScope(f.Issuer, f.Sub), []string{f.Issuer, f.Sub}
+	case middleware.ScopeIdPSession:
+		sc, need = middleware.IdPSessionScope(f.Issuer, f.SID), []string{f.Issuer, f.SID}
+	case middleware.ScopeSession:
+		sc, need = middleware.SessionScope(f.SessionID), []string{f.SessionID}
 	}
 	// Fields the kind does not use must be empty: a body naming a tenant
 	// under scope "global" is a mistake, not a global action.
@@ -769,53 +684,54 @@ func (f scopeFields) scope() (Scope, *apiError) {
 	}
 	for _, v := range need {
 		if !validIdentifier(v) {
-			return Scope{}, badRequest("invalid_scope", "scope "+kind.String()+" needs its identifying fields (see docs/admin.md)")
+			return middleware.Scope{}, badRequest("invalid_scope", "scope "+kind.String()+" needs its identifying fields (see docs/admin.md)")
 		}
 	}
 	if given != len(need) || !sc.Valid() {
-		return Scope{}, badRequest("invalid_scope", "fields that scope "+kind.String()+" does not use must be absent")
+		return middleware.Scope{}, badRequest("invalid_scope", "fields that scope "+kind.String()+" does not use must be absent")
 	}
 	return sc, nil
 }
 
 // scopedRequest decodes and checks the body shared by cancel and reload: a
 // scope and a reason. It writes the refusal itself and returns ok=false.
-func (api *AdminAPI) scopedRequest(w http.ResponseWriter, r *http.Request, c *apiCall, op string) (Scope, string, bool) {
+// A cancel keeps the caller when the scope covers them.
+func (api *API) scopedRequest(w http.ResponseWriter, r *http.Request, c *apiCall, op Op) (middleware.Scope, string, bool) {
 	var req struct {
 		scopeFields
 		Reason string `json:"reason"`
 	}
 	if e := api.decode(w, r, &req); e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
-		return Scope{}, "", false
+		return middleware.Scope{}, "", false
 	}
 	sc, e := req.scope()
 	if e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
-		return Scope{}, "", false
+		return middleware.Scope{}, "", false
 	}
 	if !validText(req.Reason, maxAPIReason) {
 		writeAPIError(w, http.StatusBadRequest, "invalid_reason", "reason must be text without control characters")
-		return Scope{}, "", false
+		return middleware.Scope{}, "", false
 	}
-	if !api.authorized(w, r, c, op, sc) {
-		return Scope{}, "", false
+	if !api.authorized(w, r, c, Request{Op: op, Target: sc, Keep: op == OpCancel && sc.Covers(c.s)}) {
+		return middleware.Scope{}, "", false
 	}
 	return sc, req.Reason, true
 }
 
-func (api *AdminAPI) cancel(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) cancel(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	sc, reason, ok := api.scopedRequest(w, r, c, OpCancel)
 	if !ok {
 		return
 	}
 	act := Action{Actor: c.actor(), Reason: reason, RequestID: c.reqID, ClientIP: c.ip}
-	if covers(sc, c.s) {
+	if sc.Covers(c.s) {
 		// A caller kept through the announcement holds the generation
 		// that will now never come; Cancel re-issues their cookie.
 		act.Keep = c.s
 	}
-	res, err := api.admin.Cancel(r.Context(), sc, act)
+	res, err := api.svc.Cancel(r.Context(), sc, act)
 	if err != nil {
 		api.fail(w, r, c, OpCancel, err)
 		return
@@ -823,12 +739,12 @@ func (api *AdminAPI) cancel(w http.ResponseWriter, r *http.Request, c *apiCall) 
 	api.respond(w, sc, res)
 }
 
-func (api *AdminAPI) reload(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) reload(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	sc, reason, ok := api.scopedRequest(w, r, c, OpReload)
 	if !ok {
 		return
 	}
-	res, err := api.admin.Reload(r.Context(), sc, Action{Actor: c.actor(), Reason: reason, RequestID: c.reqID, ClientIP: c.ip})
+	res, err := api.svc.Reload(r.Context(), sc, Action{Actor: c.actor(), Reason: reason, RequestID: c.reqID, ClientIP: c.ip})
 	if err != nil {
 		api.fail(w, r, c, OpReload, err)
 		return
@@ -854,7 +770,7 @@ func query(r *http.Request, allowed []string, repeatable string) (url.Values, *a
 	return q, nil
 }
 
-func (api *AdminAPI) sessions(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) sessions(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	q, e := query(r, []string{"issuer", "sub"}, "")
 	if e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
@@ -865,32 +781,32 @@ func (api *AdminAPI) sessions(w http.ResponseWriter, r *http.Request, c *apiCall
 		writeAPIError(w, http.StatusBadRequest, "invalid_scope", "issuer and sub are required")
 		return
 	}
-	sc := SubjectScope(iss, sub)
-	if !api.authorized(w, r, c, OpSessions, sc) {
+	sc := middleware.SubjectScope(iss, sub)
+	if !api.authorized(w, r, c, Request{Op: OpSessions, Target: sc}) {
 		return
 	}
-	list, err := api.admin.Sessions(r.Context(), iss, sub)
+	list, err := api.svc.Sessions(r.Context(), iss, sub)
 	if err != nil {
 		api.fail(w, r, c, OpSessions, err)
 		return
 	}
 	if list == nil {
-		list = []SessionInfo{}
+		list = []middleware.SessionInfo{}
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Issuer   string        `json:"issuer"`
-		Sub      string        `json:"sub"`
-		Sessions []SessionInfo `json:"sessions"`
+		Issuer   string                   `json:"issuer"`
+		Sub      string                   `json:"sub"`
+		Sessions []middleware.SessionInfo `json:"sessions"`
 	}{iss, sub, list})
 }
 
-func (api *AdminAPI) audit(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) audit(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	q, e := query(r, []string{"before", "limit"}, "")
 	if e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
 		return
 	}
-	aq := AuditQuery{Before: q.Get("before")}
+	aq := middleware.AuditQuery{Before: q.Get("before")}
 	if aq.Before != "" && !validText(aq.Before, 128) {
 		writeAPIError(w, http.StatusBadRequest, "invalid_cursor", "before must be a cursor returned as next")
 		return
@@ -903,12 +819,12 @@ func (api *AdminAPI) audit(w http.ResponseWriter, r *http.Request, c *apiCall) {
 		}
 		aq.Limit = n
 	}
-	if !api.authorized(w, r, c, OpAudit, GlobalScope()) {
+	if !api.authorized(w, r, c, Request{Op: OpAudit, Target: middleware.GlobalScope()}) {
 		return
 	}
-	entries, next, err := api.admin.Audit(r.Context(), aq)
+	entries, next, err := api.svc.Audit(r.Context(), aq)
 	if err != nil {
-		if aq.Before != "" && !errors.Is(err, ErrStoreUnavailable) && !errors.Is(err, ErrNotSupported) {
+		if aq.Before != "" && !errors.Is(err, middleware.ErrStoreUnavailable) && !errors.Is(err, ErrNotSupported) {
 			// The stores refuse a cursor they did not issue before
 			// touching anything.
 			writeAPIError(w, http.StatusBadRequest, "invalid_cursor", "before must be a cursor returned as next")
@@ -918,15 +834,15 @@ func (api *AdminAPI) audit(w http.ResponseWriter, r *http.Request, c *apiCall) {
 		return
 	}
 	if entries == nil {
-		entries = []AuditEntry{}
+		entries = []middleware.AuditEntry{}
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Entries []AuditEntry `json:"entries"`
-		Next    string       `json:"next,omitempty"`
+		Entries []middleware.AuditEntry `json:"entries"`
+		Next    string                  `json:"next,omitempty"`
 	}{entries, next})
 }
 
-func (api *AdminAPI) fences(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) fences(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	q, e := query(r, []string{"scope"}, "scope")
 	if e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
@@ -940,7 +856,7 @@ func (api *AdminAPI) fences(w http.ResponseWriter, r *http.Request, c *apiCall) 
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("at most %d scopes per request", maxFenceQuery))
 		return
 	}
-	scopes := make([]Scope, 0, len(names))
+	scopes := make([]middleware.Scope, 0, len(names))
 	for _, n := range names {
 		sc, err := ParseScope(n)
 		if err != nil || !validText(n, 2*maxAPIIdentifier+32) {
@@ -950,16 +866,16 @@ func (api *AdminAPI) fences(w http.ResponseWriter, r *http.Request, c *apiCall) 
 		scopes = append(scopes, sc)
 	}
 	for _, sc := range scopes {
-		if !api.authorized(w, r, c, OpFences, sc) {
+		if !api.authorized(w, r, c, Request{Op: OpFences, Target: sc}) {
 			return
 		}
 	}
-	fs, epoch, err := api.admin.Fences(r.Context(), scopes...)
+	fs, epoch, err := api.svc.Fences(r.Context(), scopes...)
 	if err != nil {
 		api.fail(w, r, c, OpFences, err)
 		return
 	}
-	now := api.g.now()
+	now := api.now()
 	views := make([]FenceView, len(fs))
 	for i, f := range fs {
 		views[i] = NewFenceView(scopes[i], f, now)
@@ -979,7 +895,7 @@ type noticeView struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-func (api *AdminAPI) me(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) me(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	if _, e := query(r, nil, ""); e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
 		return
@@ -988,8 +904,8 @@ func (api *AdminAPI) me(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	// Whether the page should offer the admin console. Only a refusal
 	// by the hook means "no"; an outage of what the hook consults must
 	// not look like a demotion.
-	err := api.authorize(r.Context(), s, OpConsole, GlobalScope())
-	if err != nil && errors.Is(err, ErrStoreUnavailable) {
+	err := api.authorize(r.Context(), s, Request{Op: OpConsole, Target: middleware.GlobalScope()})
+	if err != nil && errors.Is(err, middleware.ErrStoreUnavailable) {
 		api.fail(w, r, c, OpConsole, err)
 		return
 	}
@@ -1011,14 +927,14 @@ func (api *AdminAPI) me(w http.ResponseWriter, r *http.Request, c *apiCall) {
 		t := s.AuthTime.UTC()
 		resp.AuthTime = &t
 	}
-	if d, ok := DecisionFromContext(r.Context()); ok && d.Notice != nil {
+	if d, ok := middleware.DecisionFromContext(r.Context()); ok && d.Notice != nil {
 		resp.Notice = &noticeView{At: d.Notice.At.UTC(), Scope: d.Notice.Scope.Kind.String(),
 			Policy: d.Notice.Policy.String(), Reason: d.Notice.Reason}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (api *AdminAPI) csrf(w http.ResponseWriter, r *http.Request, c *apiCall) {
+func (api *API) csrf(w http.ResponseWriter, r *http.Request, c *apiCall) {
 	if _, e := query(r, nil, ""); e != nil {
 		writeAPIError(w, e.status, e.code, e.desc)
 		return

@@ -1,4 +1,4 @@
-package middleware_test
+package admin_test
 
 import (
 	"context"
@@ -11,13 +11,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessionfence/sessionfence/internal/testclock"
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 )
 
 // The endpoint-by-endpoint table runs behind both adapters, from
 // adapters/nethttp and adapters/gin (internal/adminapitest). These tests
 // cover the pieces on their own.
+
+// allReq is an immediate terminate-all.
+var allReq = admin.Request{Op: admin.OpTerminateAll, Target: middleware.GlobalScope()}
 
 func TestAllowIfDataContains(t *testing.T) {
 	tests := []struct {
@@ -42,17 +47,17 @@ func TestAllowIfDataContains(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fn := middleware.AllowIfDataContains(tt.key, tt.want)
-			err := fn(context.Background(), &middleware.Session{ID: "x", Data: tt.data}, middleware.OpTerminateAll, middleware.GlobalScope())
+			fn := admin.AllowIfDataContains(tt.key, tt.want)
+			err := fn(context.Background(), &middleware.Session{ID: "x", Data: tt.data}, allReq)
 			if (err == nil) != tt.allowed {
 				t.Fatalf("err = %v, allowed want %v", err, tt.allowed)
 			}
-			if err != nil && !errors.Is(err, middleware.ErrForbidden) {
+			if err != nil && !errors.Is(err, admin.ErrForbidden) {
 				t.Fatalf("refusal %v does not wrap ErrForbidden", err)
 			}
 		})
 	}
-	if err := middleware.AllowIfDataContains("roles", "admin")(context.Background(), nil, "", middleware.GlobalScope()); err == nil {
+	if err := admin.AllowIfDataContains("roles", "admin")(context.Background(), nil, allReq); err == nil {
 		t.Fatal("a nil session was allowed")
 	}
 }
@@ -61,29 +66,29 @@ func TestAllowSubjectsAndAnyOf(t *testing.T) {
 	root := &middleware.Session{ID: "1", Issuer: "https://idp.test", Subject: "root"}
 	spoof := &middleware.Session{ID: "2", Issuer: "https://other.test", Subject: "root"}
 	alice := &middleware.Session{ID: "3", Issuer: "https://idp.test", Subject: "alice", Data: `{"roles":["admin"]}`}
-	down := func(context.Context, *middleware.Session, string, middleware.Scope) error {
+	down := func(context.Context, *middleware.Session, admin.Request) error {
 		return fmt.Errorf("lookup: %w", middleware.ErrStoreUnavailable)
 	}
 	tests := []struct {
 		name string
-		fn   middleware.AuthorizeFunc
+		fn   admin.AuthorizeFunc
 		s    *middleware.Session
 		want error // nil: allowed
 	}{
-		{"a listed subject at the issuer is allowed", middleware.AllowSubjects("https://idp.test", "root"), root, nil},
-		{"the same subject at another issuer is refused", middleware.AllowSubjects("https://idp.test", "root"), spoof, middleware.ErrForbidden},
-		{"an unlisted subject is refused", middleware.AllowSubjects("https://idp.test", "root"), alice, middleware.ErrForbidden},
-		{"no subjects refuse everyone", middleware.AllowSubjects("https://idp.test"), root, middleware.ErrForbidden},
-		{"DenyAll refuses", middleware.DenyAll, root, middleware.ErrForbidden},
-		{"AnyOf allows what one allows", middleware.AnyOf(middleware.AllowSubjects("https://idp.test", "root"),
-			middleware.AllowIfDataContains("roles", "admin")), alice, nil},
-		{"AnyOf of nothing refuses", middleware.AnyOf(), root, middleware.ErrForbidden},
-		{"AnyOf reports an outage when nothing allows", middleware.AnyOf(down, middleware.DenyAll), root, middleware.ErrStoreUnavailable},
-		{"AnyOf allows despite another's outage", middleware.AnyOf(down, middleware.AllowSubjects("https://idp.test", "root")), root, nil},
+		{"a listed subject at the issuer is allowed", admin.AllowSubjects("https://idp.test", "root"), root, nil},
+		{"the same subject at another issuer is refused", admin.AllowSubjects("https://idp.test", "root"), spoof, admin.ErrForbidden},
+		{"an unlisted subject is refused", admin.AllowSubjects("https://idp.test", "root"), alice, admin.ErrForbidden},
+		{"no subjects refuse everyone", admin.AllowSubjects("https://idp.test"), root, admin.ErrForbidden},
+		{"DenyAll refuses", admin.DenyAll, root, admin.ErrForbidden},
+		{"AnyOf allows what one allows", admin.AnyOf(admin.AllowSubjects("https://idp.test", "root"),
+			admin.AllowIfDataContains("roles", "admin")), alice, nil},
+		{"AnyOf of nothing refuses", admin.AnyOf(), root, admin.ErrForbidden},
+		{"AnyOf reports an outage when nothing allows", admin.AnyOf(down, admin.DenyAll), root, middleware.ErrStoreUnavailable},
+		{"AnyOf allows despite another's outage", admin.AnyOf(down, admin.AllowSubjects("https://idp.test", "root")), root, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.fn(context.Background(), tt.s, middleware.OpTerminateAll, middleware.GlobalScope())
+			err := tt.fn(context.Background(), tt.s, allReq)
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -91,45 +96,78 @@ func TestAllowSubjectsAndAnyOf(t *testing.T) {
 	}
 }
 
+// apiOf is the API over guard g with the default configuration.
+func apiOf(t testing.TB, g *middleware.Guard) *admin.API {
+	t.Helper()
+	svc, err := admin.New(admin.Config{Guard: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := admin.NewAPI(svc, admin.APIConfig{Authorize: admin.AllowSubjects("https://idp.test", "alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// post is a state-changing call as the admin page makes it, with token
+// as the anti-CSRF header, from session s.
+func post(s *middleware.Session, token string) *http.Request {
+	ctx := middleware.NewContext(context.Background(), middleware.Decision{Kind: middleware.DecisionAllowed, Session: s})
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/admin/api/reload", strings.NewReader(`{"scope":"global"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	if token != "" {
+		r.Header.Set(admin.HeaderCSRFToken, token)
+	}
+	return r
+}
+
 func TestCSRFToken(t *testing.T) {
 	f := newFixture(t, nil)
 	s, _ := f.issue(t, alice)
 	other, _ := f.issue(t, alice)
-	tok := f.guard.CSRFToken(s)
-	if tok == "" || tok != f.guard.CSRFToken(s) {
+	api := apiOf(t, f.guard)
+	tok := api.CSRFToken(s)
+	if tok == "" || tok != api.CSRFToken(s) {
 		t.Fatalf("token %q is not stable", tok)
 	}
-	if tok == f.guard.CSRFToken(other) {
+	if tok == api.CSRFToken(other) {
 		t.Fatal("two sessions share a token")
 	}
-	rotated, err := middleware.New(middleware.Config{Store: f.mem, Keys: [][]byte{key(2), key(1)}})
-	if err != nil {
-		t.Fatal(err)
+	if api.CSRFToken(nil) != "" {
+		t.Fatal("a nil session has a token")
 	}
-	dropped, err := middleware.New(middleware.Config{Store: f.mem, Keys: [][]byte{key(2)}})
-	if err != nil {
-		t.Fatal(err)
+	guard := func(keys ...[]byte) *admin.API {
+		g, err := middleware.New(middleware.Config{Store: f.mem, Keys: keys, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return apiOf(t, g)
 	}
+	rotated, dropped := guard(key(2), key(1)), guard(key(2))
 	tests := []struct {
 		name  string
-		g     *middleware.Guard
+		api   *admin.API
 		s     *middleware.Session
 		token string
 		valid bool
 	}{
-		{"the session's own token is valid", f.guard, s, tok, true},
+		{"the session's own token is valid", api, s, tok, true},
 		{"a token made before a key rotation stays valid while the old key is in the ring", rotated, s, tok, true},
 		{"the new key's token is valid", rotated, s, rotated.CSRFToken(s), true},
 		{"a token under a dropped key is refused", dropped, s, tok, false},
-		{"another session's token is refused", f.guard, other, tok, false},
-		{"an empty token is refused", f.guard, s, "", false},
-		{"a nil session is refused", f.guard, nil, tok, false},
-		{"a prefix of the token is refused", f.guard, s, tok[:10], false},
+		{"another session's token is refused", api, other, tok, false},
+		{"an empty token is refused", api, s, "", false},
+		{"a prefix of the token is refused", api, s, tok[:10], false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.g.ValidCSRFToken(tt.s, tt.token); got != tt.valid {
-				t.Fatalf("ValidCSRFToken = %v, want %v", got, tt.valid)
+			rec := httptest.NewRecorder()
+			tt.api.ServeHTTP(rec, post(tt.s, tt.token))
+			refused := rec.Code == http.StatusForbidden && strings.Contains(rec.Body.String(), `"csrf_token"`)
+			if refused == tt.valid {
+				t.Fatalf("status %d %s; valid want %v", rec.Code, rec.Body, tt.valid)
 			}
 		})
 	}
@@ -160,7 +198,7 @@ func TestParseScope(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := middleware.ParseScope(tt.in)
+			got, err := admin.ParseScope(tt.in)
 			if tt.ok != (err == nil) || got != tt.want {
 				t.Fatalf("ParseScope(%q) = %v, %v; want %v ok=%v", tt.in, got, err, tt.want, tt.ok)
 			}
@@ -179,54 +217,54 @@ func FuzzParseScope(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		sc, err := middleware.ParseScope(in)
+		sc, err := admin.ParseScope(in)
 		if err != nil {
 			return
 		}
 		if !sc.Valid() {
 			t.Fatalf("ParseScope(%q) returned an invalid scope %v", in, sc)
 		}
-		again, err := middleware.ParseScope(sc.String())
+		again, err := admin.ParseScope(sc.String())
 		if err != nil || again != sc {
 			t.Fatalf("round trip of %q: %v, %v", in, again, err)
 		}
 	})
 }
 
-func TestNewAdminAPIValidatesItsConfig(t *testing.T) {
+func TestNewAPIValidatesItsConfig(t *testing.T) {
 	f := newFixture(t, nil)
-	a := newAdmin(t, f)
+	a := f.service(t)
 	tests := []struct {
 		name string
-		cfg  middleware.AdminAPIConfig
+		cfg  admin.APIConfig
 	}{
-		{"a prefix without a leading slash", middleware.AdminAPIConfig{Prefix: "admin/"}},
-		{"a prefix without a trailing slash", middleware.AdminAPIConfig{Prefix: "/admin"}},
-		{"an unknown scheme", middleware.AdminAPIConfig{Scheme: "ftp"}},
-		{"an origin with a path", middleware.AdminAPIConfig{PublicOrigin: "https://admin.test/app"}},
-		{"an origin without a scheme", middleware.AdminAPIConfig{PublicOrigin: "admin.test"}},
-		{"an origin with user info", middleware.AdminAPIConfig{PublicOrigin: "https://u@admin.test"}},
-		{"a negative body limit", middleware.AdminAPIConfig{MaxBodyBytes: -1}},
+		{"a prefix without a leading slash", admin.APIConfig{Prefix: "admin/"}},
+		{"a prefix without a trailing slash", admin.APIConfig{Prefix: "/admin"}},
+		{"an unknown scheme", admin.APIConfig{Scheme: "ftp"}},
+		{"an origin with a path", admin.APIConfig{PublicOrigin: "https://admin.test/app"}},
+		{"an origin without a scheme", admin.APIConfig{PublicOrigin: "admin.test"}},
+		{"an origin with user info", admin.APIConfig{PublicOrigin: "https://u@admin.test"}},
+		{"a negative body limit", admin.APIConfig{MaxBodyBytes: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := middleware.NewAdminAPI(a, tt.cfg); err == nil {
-				t.Fatal("accepted")
+			if _, err := admin.NewAPI(a, tt.cfg); !errors.Is(err, admin.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
 			}
 		})
 	}
-	if _, err := middleware.NewAdminAPI(nil, middleware.AdminAPIConfig{}); err == nil {
-		t.Fatal("accepted a nil Admin")
+	if _, err := admin.NewAPI(nil, admin.APIConfig{}); !errors.Is(err, admin.ErrInvalidConfig) {
+		t.Fatalf("a nil Service: %v", err)
 	}
-	api, err := middleware.NewAdminAPI(a, middleware.AdminAPIConfig{PublicOrigin: "https://Admin.Test/"})
+	api, err := admin.NewAPI(a, admin.APIConfig{PublicOrigin: "https://Admin.Test/"})
 	if err != nil || api.Prefix() != "/admin/api/" {
 		t.Fatalf("defaults: %v, %v", api, err)
 	}
 }
 
-func TestAdminAPIWithoutASessionIs401(t *testing.T) {
+func TestAPIWithoutASessionIs401(t *testing.T) {
 	f := newFixture(t, nil)
-	api, err := middleware.NewAdminAPI(newAdmin(t, f), middleware.AdminAPIConfig{Authorize: middleware.AllowSubjects("x", "y")})
+	api, err := admin.NewAPI(f.service(t), admin.APIConfig{Authorize: admin.AllowSubjects("x", "y")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,23 +281,23 @@ func TestAdminAPIWithoutASessionIs401(t *testing.T) {
 	}
 }
 
-// FuzzAdminAPIBody throws arbitrary bodies at terminate-tenant as an
+// FuzzAPIBody throws arbitrary bodies at terminate-tenant as an
 // authorized caller: whatever the input, the handler answers with one of
 // its documented statuses, never panics, and changes a fence only when it
 // answers 200.
-func FuzzAdminAPIBody(f *testing.F) {
+func FuzzAPIBody(f *testing.F) {
 	for _, s := range []string{`{"tenant":"globex"}`, `{"tenant":"a","reauth":"mfa","at":"2030-01-01T00:00:00Z"}`,
 		`{"tenant":"a","tenant":"b"}`, `{"tenant":{"x":1}}`, `null`, `{"tenant":"a"} x`, "{\"tenant\":\"\xff\"}", `{`, ``} {
 		f.Add(s)
 	}
-	c := newClock()
+	c := testclock.New()
 	mem := memstore.New(memstore.Config{Now: c.Now})
 	g, err := middleware.New(middleware.Config{Store: mem, Keys: [][]byte{key(1)}, Now: c.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)
 	}
-	a, _ := middleware.NewAdmin(middleware.AdminConfig{Guard: g})
-	api, err := middleware.NewAdminAPI(a, middleware.AdminAPIConfig{Authorize: middleware.AllowSubjects("https://idp.test", "root")})
+	a, _ := admin.New(admin.Config{Guard: g})
+	api, err := admin.NewAPI(a, admin.APIConfig{Authorize: admin.AllowSubjects("https://idp.test", "root")})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -268,7 +306,7 @@ func FuzzAdminAPIBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	ctx := middleware.NewContext(context.Background(), middleware.Decision{Kind: middleware.DecisionAllowed, Session: s})
-	tok := g.CSRFToken(s)
+	tok := api.CSRFToken(s)
 	f.Fuzz(func(t *testing.T, body string) {
 		var before, after [1]middleware.Fence
 		if _, err := mem.Fences(context.Background(), []middleware.Scope{middleware.GlobalScope()}, before[:]); err != nil {
@@ -288,7 +326,7 @@ func FuzzAdminAPIBody(f *testing.F) {
 		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/admin/api/terminate-tenant", strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Sec-Fetch-Site", "same-origin")
-		r.Header.Set(middleware.HeaderCSRFToken, tok)
+		r.Header.Set(admin.HeaderCSRFToken, tok)
 		rec := httptest.NewRecorder()
 		api.ServeHTTP(rec, r)
 		switch rec.Code {
@@ -306,4 +344,17 @@ func FuzzAdminAPIBody(f *testing.F) {
 			t.Fatalf("a refused request (%d) was audited: %q", rec.Code, body)
 		}
 	})
+}
+
+func TestOpNamesAreTheEndpoints(t *testing.T) {
+	want := []string{"unknown", "terminate-all", "terminate-tenant", "terminate-user", "terminate-session",
+		"cancel", "reload", "sessions", "audit", "fences", "console", "unknown"}
+	for i, w := range want {
+		if got := admin.Op(i).String(); got != w {
+			t.Errorf("Op(%d) = %q, want %q", i, got, w)
+		}
+	}
+	if (admin.Request{}).Announced() {
+		t.Error("a request without At is announced")
+	}
 }

@@ -1,9 +1,13 @@
-package middleware
+package admin
 
-import "time"
+import (
+	"time"
 
-// FenceView is the JSON form of a fence used by the admin API and the
-// CLI: the raw counters, the generation in force now, and times in UTC.
+	"github.com/sessionfence/sessionfence/middleware"
+)
+
+// FenceView is the JSON form of a fence used by the HTTP API and the CLI:
+// the raw counters, the generation in force now, and times in UTC.
 type FenceView struct {
 	Scope               string     `json:"scope"`
 	Generation          uint64     `json:"generation"`
@@ -17,7 +21,7 @@ type FenceView struct {
 }
 
 // NewFenceView describes fence f of scope sc as seen at now.
-func NewFenceView(sc Scope, f Fence, now time.Time) FenceView {
+func NewFenceView(sc middleware.Scope, f middleware.Fence, now time.Time) FenceView {
 	v := FenceView{Scope: sc.String(), Generation: f.Gen, EffectiveGeneration: f.EffectiveGen(now),
 		Reload: f.Reload, Policy: f.Policy.String(), Reason: f.Reason}
 	if !f.BumpedAt.IsZero() {

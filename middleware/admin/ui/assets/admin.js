@@ -74,7 +74,7 @@
   }
 
   function loginLink() {
-    const u = LOGIN + "?return_to=" + encodeURIComponent(location.pathname);
+    const u = LOGIN + (LOGIN.indexOf("?") < 0 ? "?" : "&") + "return_to=" + encodeURIComponent(location.pathname);
     return el("a", { href: u, text: "Sign in again" });
   }
 

@@ -1,4 +1,4 @@
-package adminui_test
+package ui_test
 
 import (
 	"errors"
@@ -10,8 +10,33 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sessionfence/sessionfence/middleware/adminui"
+	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
+	"github.com/sessionfence/sessionfence/middleware/admin/ui"
+	"github.com/sessionfence/sessionfence/middleware/memstore"
 )
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newAPI is an admin API at prefix for a guard whose login URL is login
+// (defaults when empty).
+func newAPI(t *testing.T, prefix, login string) *admin.API {
+	t.Helper()
+	g, err := middleware.New(middleware.Config{Store: memstore.New(memstore.Config{}), Keys: [][]byte{middleware.GenerateKey()},
+		LoginURL: login, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := admin.New(admin.Config{Guard: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := admin.NewAPI(svc, admin.APIConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
 
 func get(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -23,7 +48,7 @@ func get(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRe
 func checkHeaders(t *testing.T, name string, h http.Header) {
 	t.Helper()
 	want := map[string]string{
-		"Content-Security-Policy": adminui.CSP,
+		"Content-Security-Policy": ui.CSP,
 		"X-Content-Type-Options":  "nosniff",
 		"Cache-Control":           "no-store",
 		"X-Frame-Options":         "DENY",
@@ -41,7 +66,7 @@ func checkHeaders(t *testing.T, name string, h http.Header) {
 
 func TestAssetsAreServedWithSecurityHeaders(t *testing.T) {
 	t.Parallel()
-	h, err := adminui.New(adminui.Config{})
+	h, err := ui.New(newAPI(t, "", ""), ui.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +90,7 @@ func TestAssetsAreServedWithSecurityHeaders(t *testing.T) {
 
 func TestRefusalsCarryTheSecurityHeaders(t *testing.T) {
 	t.Parallel()
-	h := adminui.Handler(adminui.Config{})
+	h := ui.Handler(newAPI(t, "", ""), ui.Config{})
 	tests := []struct {
 		name   string
 		method string
@@ -74,7 +99,7 @@ func TestRefusalsCarryTheSecurityHeaders(t *testing.T) {
 	}{
 		{"unknown asset is not found", http.MethodGet, "/admin/secret.txt", http.StatusNotFound},
 		{"path outside the prefix is not found", http.MethodGet, "/other/", http.StatusNotFound},
-		{"nested path is not found", http.MethodGet, "/admin/api/me", http.StatusNotFound},
+		{"nested path is not found", http.MethodGet, "/admin/assets/admin.js", http.StatusNotFound},
 		{"post is not allowed", http.MethodPost, "/admin/", http.StatusMethodNotAllowed},
 		{"delete of an asset is not allowed", http.MethodDelete, "/admin/admin.js", http.StatusMethodNotAllowed},
 	}
@@ -97,7 +122,7 @@ var externalRef = regexp.MustCompile(`(?i)(src|href|action)\s*=\s*["']?\s*(https
 
 func TestThePageLoadsNothingFromElsewhere(t *testing.T) {
 	t.Parallel()
-	h, _ := adminui.New(adminui.Config{})
+	h, _ := ui.New(newAPI(t, "", ""), ui.Config{})
 	for _, path := range []string{"/admin/", "/admin/admin.css"} {
 		body := get(t, h, http.MethodGet, path).Body.String()
 		if m := externalRef.FindString(body); m != "" {
@@ -126,7 +151,7 @@ func TestThePageLoadsNothingFromElsewhere(t *testing.T) {
 
 func TestThePageIsAccessible(t *testing.T) {
 	t.Parallel()
-	h, _ := adminui.New(adminui.Config{})
+	h, _ := ui.New(newAPI(t, "", ""), ui.Config{})
 	page := get(t, h, http.MethodGet, "/admin/").Body.String()
 	// Every form control has a label.
 	ids := regexp.MustCompile(`<(?:input|select|textarea)[^>]*\bid="([^"]+)"`).FindAllStringSubmatch(page, -1)
@@ -153,18 +178,17 @@ func TestThePageIsAccessible(t *testing.T) {
 	}
 }
 
-func TestConfigIsCarriedIntoThePage(t *testing.T) {
+func TestThePageIsWiredToTheAPIItServes(t *testing.T) {
 	t.Parallel()
-	h, err := adminui.New(adminui.Config{
-		Prefix: "/ops/", APIPrefix: "/ops/api/", LoginURL: "/auth/login", Title: "Ops & sessions", BannerInterval: 5,
-	})
+	api := newAPI(t, "/ops/api/", "/auth/login?tenant=acme")
+	h, err := ui.New(api, ui.Config{Title: "Ops & sessions", BannerInterval: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	page := get(t, h, http.MethodGet, "/ops/").Body.String()
 	for _, want := range []string{
-		`<body data-api="/ops/api/" data-login="/auth/login">`,
-		`<script src="/ops/banner.js" data-api="/ops/api/" data-login="/auth/login" data-interval="5" defer>`,
+		`<body data-api="/ops/api/" data-login="/auth/login?tenant=acme">`,
+		`<script src="/ops/banner.js" data-api="/ops/api/" data-login="/auth/login?tenant=acme" data-interval="5" defer>`,
 		`<link rel="stylesheet" href="/ops/admin.css">`,
 		`<title>Ops &amp; sessions</title>`,
 	} {
@@ -175,54 +199,71 @@ func TestConfigIsCarriedIntoThePage(t *testing.T) {
 	if w := get(t, h, http.MethodGet, "/admin/"); w.Code != http.StatusNotFound {
 		t.Errorf("default prefix still served: %d", w.Code)
 	}
+	// The API answers through the same handler (here 401: no guard
+	// middleware put a session in the context).
+	w := get(t, h, http.MethodGet, "/ops/api/me")
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `"no_session"`) {
+		t.Errorf("GET /ops/api/me through the console: %d %s", w.Code, w.Body)
+	}
 
-	// Behind http.StripPrefix the assets keep their public path.
-	stripped, err := adminui.New(adminui.Config{Prefix: "/", AssetPrefix: "/console/"})
+	// An API outside the page's prefix is linked to, not served.
+	apart, err := ui.New(newAPI(t, "/api/admin/", ""), ui.Config{Prefix: "/console/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/console/", http.StripPrefix("/console", stripped))
-	page = get(t, mux, http.MethodGet, "/console/").Body.String()
-	if !strings.Contains(page, `src="/console/admin.js"`) {
-		t.Error("AssetPrefix not used for the scripts")
+	if page := get(t, apart, http.MethodGet, "/console/").Body.String(); !strings.Contains(page, `data-api="/api/admin/" data-login="/login"`) {
+		t.Error("the page does not use the API's prefix")
 	}
-	if w := get(t, mux, http.MethodGet, "/console/admin.js"); w.Code != http.StatusOK {
-		t.Errorf("asset behind StripPrefix: %d", w.Code)
+	if w := get(t, apart, http.MethodGet, "/api/admin/me"); w.Code != http.StatusNotFound {
+		t.Errorf("an API outside the prefix was served: %d", w.Code)
 	}
 }
 
 func TestInvalidConfigIsRefused(t *testing.T) {
 	t.Parallel()
-	for name, cfg := range map[string]adminui.Config{
-		"prefix without trailing slash":   {Prefix: "/admin"},
-		"relative prefix":                 {Prefix: "admin/"},
-		"protocol-relative API prefix":    {APIPrefix: "//evil.example/api/"},
-		"absolute API URL":                {APIPrefix: "https://evil.example/api/"},
-		"quote in the API prefix":         {APIPrefix: `/a"b/`},
-		"backslash in the login URL":      {LoginURL: `/\evil.example`},
-		"login URL with a query":          {LoginURL: "/login?x=1"},
-		"login URL to another host":       {LoginURL: "//evil.example/login"},
-		"banner interval under 2 seconds": {BannerInterval: 1},
-	} {
-		if _, err := adminui.New(cfg); !errors.Is(err, adminui.ErrInvalidConfig) {
-			t.Errorf("%s: err = %v", name, err)
-		}
-		h := adminui.Handler(func() adminui.Config {
-			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-			return cfg
-		}())
-		w := get(t, h, http.MethodGet, "/admin/")
-		if w.Code != http.StatusInternalServerError {
-			t.Errorf("%s: Handler answered %d, want 500 (fail closed)", name, w.Code)
-		}
-		checkHeaders(t, name, w.Header())
+	tests := []struct {
+		name       string
+		api, login string
+		cfg        ui.Config
+	}{
+		{"a prefix without a trailing slash", "", "", ui.Config{Prefix: "/admin"}},
+		{"a relative prefix", "", "", ui.Config{Prefix: "admin/"}},
+		{"a protocol-relative prefix", "", "", ui.Config{Prefix: "//evil.example/"}},
+		{"a quote in the prefix", "", "", ui.Config{Prefix: `/a"b/`}},
+		{"the page at the API's own prefix", "", "", ui.Config{Prefix: "/admin/api/"}},
+		{"an API at the root leaves no default page prefix", "/", "", ui.Config{}},
+		{"a login URL with a script scheme", "", "javascript:alert(1)", ui.Config{}},
+		{"a login URL with a backslash", "", `/\evil.example`, ui.Config{}},
+		{"a login URL with a fragment", "", "/login#x", ui.Config{}},
+		{"a protocol-relative login URL", "", "//evil.example/login", ui.Config{}},
+		{"a banner interval under 2 seconds", "", "", ui.Config{BannerInterval: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newAPI(t, tt.api, tt.login)
+			if _, err := ui.New(api, tt.cfg); !errors.Is(err, ui.ErrInvalidConfig) {
+				t.Errorf("err = %v, want ErrInvalidConfig", err)
+			}
+			cfg := tt.cfg
+			cfg.Logger = quiet
+			w := get(t, ui.Handler(api, cfg), http.MethodGet, "/admin/")
+			if w.Code != http.StatusInternalServerError {
+				t.Errorf("Handler answered %d, want 500 (fail closed)", w.Code)
+			}
+			checkHeaders(t, tt.name, w.Header())
+		})
+	}
+	if _, err := ui.New(nil, ui.Config{}); !errors.Is(err, ui.ErrInvalidConfig) {
+		t.Errorf("a nil API: %v", err)
+	}
+	if _, err := ui.New(newAPI(t, "", "https://login.example.com/start?x=1"), ui.Config{}); err != nil {
+		t.Errorf("an absolute https login URL was refused: %v", err)
 	}
 }
 
 func TestBannerHandlerServesTheScriptAnywhere(t *testing.T) {
 	t.Parallel()
-	h := adminui.BannerHandler()
+	h := ui.BannerHandler()
 	w := get(t, h, http.MethodGet, "/static/banner.js")
 	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "text/javascript; charset=utf-8" {
 		t.Fatalf("%d %q", w.Code, w.Header().Get("Content-Type"))

@@ -1,4 +1,4 @@
-package middleware_test
+package admin_test
 
 import (
 	"context"
@@ -7,45 +7,37 @@ import (
 	"time"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/admin"
 )
 
-func newAdmin(t *testing.T, f *fixture) *middleware.Admin {
-	t.Helper()
-	a, err := middleware.NewAdmin(middleware.AdminConfig{Guard: f.guard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
-var root = middleware.Action{Actor: "https://idp.test|root", Reason: "incident 42"}
+var root = admin.Action{Actor: "https://idp.test|root", Reason: "incident 42"}
 
 func TestAdminTerminations(t *testing.T) {
 	bob := middleware.Claims{Issuer: "https://idp.test", Subject: "bob", Tenant: "globex", IdPSession: "sid-b"}
 	tests := []struct {
 		name      string
-		act       func(ctx context.Context, a *middleware.Admin, aliceID string) (middleware.ActionResult, error)
+		act       func(ctx context.Context, a *admin.Service, aliceID string) (admin.Result, error)
 		aliceKind middleware.DecisionKind
 		bobKind   middleware.DecisionKind
 		verb      string
 	}{
-		{"terminate all ends everyone", func(ctx context.Context, a *middleware.Admin, _ string) (middleware.ActionResult, error) {
+		{"terminate all ends everyone", func(ctx context.Context, a *admin.Service, _ string) (admin.Result, error) {
 			return a.TerminateAll(ctx, root)
 		}, middleware.DecisionRevoked, middleware.DecisionRevoked, "terminate_all"},
-		{"terminate tenant ends only that workspace", func(ctx context.Context, a *middleware.Admin, _ string) (middleware.ActionResult, error) {
+		{"terminate tenant ends only that workspace", func(ctx context.Context, a *admin.Service, _ string) (admin.Result, error) {
 			return a.TerminateTenant(ctx, "acme", root)
 		}, middleware.DecisionRevoked, middleware.DecisionAllowed, "terminate_tenant"},
-		{"terminate user ends only that user", func(ctx context.Context, a *middleware.Admin, _ string) (middleware.ActionResult, error) {
+		{"terminate user ends only that user", func(ctx context.Context, a *admin.Service, _ string) (admin.Result, error) {
 			return a.TerminateUser(ctx, "https://idp.test", "bob", root)
 		}, middleware.DecisionAllowed, middleware.DecisionRevoked, "terminate_user"},
-		{"terminate session ends only that session", func(ctx context.Context, a *middleware.Admin, id string) (middleware.ActionResult, error) {
+		{"terminate session ends only that session", func(ctx context.Context, a *admin.Service, id string) (admin.Result, error) {
 			return a.TerminateSession(ctx, id, root)
 		}, middleware.DecisionRevoked, middleware.DecisionAllowed, "terminate_session"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, nil)
-			a := newAdmin(t, f)
+			a := f.service(t)
 			as, av := f.issue(t, alice)
 			_, bv := f.issue(t, bob)
 			res, err := tt.act(context.Background(), a, as.ID)
@@ -67,11 +59,11 @@ func TestAdminTerminations(t *testing.T) {
 
 func TestTerminateAllKeepsTheCaller(t *testing.T) {
 	f := newFixture(t, nil)
-	a := newAdmin(t, f)
-	admin, adminValue := f.issue(t, alice)
+	a := f.service(t)
+	caller, callerValue := f.issue(t, alice)
 	_, bobValue := f.issue(t, middleware.Claims{Issuer: "https://idp.test", Subject: "bob"})
 	act := root
-	act.Keep, act.Policy = admin, middleware.PolicyMFA
+	act.Keep, act.Policy = caller, middleware.PolicyMFA
 	res, err := a.TerminateAll(context.Background(), act)
 	if err != nil {
 		t.Fatal(err)
@@ -79,16 +71,16 @@ func TestTerminateAllKeepsTheCaller(t *testing.T) {
 	if res.Cookie == nil {
 		t.Fatal("no re-issued cookie for the caller")
 	}
-	if d := f.guard.Check(context.Background(), res.Cookie.Value); d.Kind != middleware.DecisionAllowed || d.Session.ID != admin.ID {
+	if d := f.guard.Check(context.Background(), res.Cookie.Value); d.Kind != middleware.DecisionAllowed || d.Session.ID != caller.ID {
 		t.Fatalf("caller's re-issued cookie: %v", d)
 	}
-	if d := f.guard.Check(context.Background(), adminValue); d.Kind != middleware.DecisionReauthRequired {
+	if d := f.guard.Check(context.Background(), callerValue); d.Kind != middleware.DecisionReauthRequired {
 		t.Fatalf("caller's old cookie: %v, want reauth_required", d)
 	}
 	if d := f.guard.Check(context.Background(), bobValue); d.Kind != middleware.DecisionReauthRequired || d.Policy != middleware.PolicyMFA {
 		t.Fatalf("bob: %v, want reauth_required with mfa", d)
 	}
-	if res.Entry.KeptSession != admin.ID || res.Entry.Policy != "mfa" {
+	if res.Entry.KeptSession != caller.ID || res.Entry.Policy != "mfa" {
 		t.Fatalf("audit entry = %+v", res.Entry)
 	}
 }
@@ -97,11 +89,11 @@ func longAccess(c *middleware.Config) { c.AccessLifetime = 2 * time.Hour }
 
 func TestAnnouncedTerminateAllKeepsTheCallerBeforeAndAfter(t *testing.T) {
 	f := newFixture(t, longAccess)
-	a := newAdmin(t, f)
-	admin, _ := f.issue(t, alice)
+	a := f.service(t)
+	caller, _ := f.issue(t, alice)
 	_, bobValue := f.issue(t, middleware.Claims{Issuer: "https://idp.test", Subject: "bob"})
 	act := root
-	act.Keep, act.At = admin, f.clock.Now().Add(10*time.Minute)
+	act.Keep, act.At = caller, f.clock.Now().Add(10*time.Minute)
 	res, err := a.TerminateAll(context.Background(), act)
 	if err != nil {
 		t.Fatal(err)
@@ -127,10 +119,10 @@ func TestAnnouncedTerminateAllKeepsTheCallerBeforeAndAfter(t *testing.T) {
 
 func TestCancelledAnnouncementRestoresTheKeptCaller(t *testing.T) {
 	f := newFixture(t, longAccess)
-	a := newAdmin(t, f)
-	admin, _ := f.issue(t, alice)
+	a := f.service(t)
+	caller, _ := f.issue(t, alice)
 	act := root
-	act.Keep, act.At = admin, f.clock.Now().Add(10*time.Minute)
+	act.Keep, act.At = caller, f.clock.Now().Add(10*time.Minute)
 	res, err := a.TerminateAll(context.Background(), act)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +151,7 @@ func TestCancelledAnnouncementRestoresTheKeptCaller(t *testing.T) {
 
 func TestAdminRefusesBadActions(t *testing.T) {
 	f := newFixture(t, nil)
-	a := newAdmin(t, f)
+	a := f.service(t)
 	bob, _ := f.issue(t, middleware.Claims{Issuer: "https://idp.test", Subject: "bob", Tenant: "globex"})
 	tests := []struct {
 		name string
@@ -167,7 +159,7 @@ func TestAdminRefusesBadActions(t *testing.T) {
 		want error
 	}{
 		{"an anonymous action is refused", func() error {
-			_, err := a.TerminateAll(context.Background(), middleware.Action{})
+			_, err := a.TerminateAll(context.Background(), admin.Action{})
 			return err
 		}, middleware.ErrNoActor},
 		{"an empty tenant is refused", func() error {
@@ -202,7 +194,7 @@ func TestAdminRefusesBadActions(t *testing.T) {
 
 func TestWatchClosesOnRevocation(t *testing.T) {
 	f := newFixture(t, nil)
-	a := newAdmin(t, f)
+	a := f.service(t)
 	s, _ := f.issue(t, alice)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -222,7 +214,7 @@ func TestWatchClosesOnRevocation(t *testing.T) {
 
 func TestReloadMovesOnlyTheReloadGeneration(t *testing.T) {
 	f := newFixture(t, nil)
-	a := newAdmin(t, f)
+	a := f.service(t)
 	_, v := f.issue(t, alice)
 	res, err := a.Reload(context.Background(), middleware.TenantScope("acme"), root)
 	if err != nil || res.Fence.Reload != 1 || res.Fence.Gen != 0 || res.Entry.Action != "reload" {
@@ -238,34 +230,34 @@ func TestReloadMovesOnlyTheReloadGeneration(t *testing.T) {
 // that announcement reserved, and must never pass once a later change of
 // the same scope has moved past it, whoever makes it.
 func TestKeptCookieNeverOutlivesALaterChange(t *testing.T) {
-	other := middleware.Action{Actor: "https://idp.test|other-admin", Reason: "second admin"}
+	other := admin.Action{Actor: "https://idp.test|other-admin", Reason: "second admin"}
 	tests := []struct {
 		name  string
 		scope middleware.Scope
 		// then is what happens after alice announced the termination of
 		// scope at +1h keeping her session.
-		then func(t *testing.T, ctx context.Context, a *middleware.Admin, f *fixture, sc middleware.Scope)
+		then func(t *testing.T, ctx context.Context, a *admin.Service, f *fixture, sc middleware.Scope)
 	}{
-		{"a later immediate revoke of the same scope ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+		{"a later immediate revoke of the same scope ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *admin.Service, _ *fixture, sc middleware.Scope) {
 			must(t)(a.Terminate(ctx, sc, other))
 		}},
-		{"another admin's immediate terminate-user ends it", middleware.SubjectScope("https://idp.test", "alice"), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+		{"another admin's immediate terminate-user ends it", middleware.SubjectScope("https://idp.test", "alice"), func(t *testing.T, ctx context.Context, a *admin.Service, _ *fixture, sc middleware.Scope) {
 			must(t)(a.Terminate(ctx, sc, other))
 		}},
-		{"a cancel by another admin ends it", middleware.TenantScope("acme"), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+		{"a cancel by another admin ends it", middleware.TenantScope("acme"), func(t *testing.T, ctx context.Context, a *admin.Service, _ *fixture, sc middleware.Scope) {
 			must(t)(a.Cancel(ctx, sc, other))
 		}},
-		{"a cancel then a revoke still ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, _ *fixture, sc middleware.Scope) {
+		{"a cancel then a revoke still ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *admin.Service, _ *fixture, sc middleware.Scope) {
 			must(t)(a.Cancel(ctx, sc, other))
 			must(t)(a.Terminate(ctx, sc, other))
 		}},
-		{"a re-announcement for an earlier time ends it when that time comes", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, f *fixture, sc middleware.Scope) {
+		{"a re-announcement for an earlier time ends it when that time comes", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *admin.Service, f *fixture, sc middleware.Scope) {
 			act := other
 			act.At = f.clock.Now().Add(30 * time.Minute)
 			must(t)(a.Terminate(ctx, sc, act))
 			f.clock.Advance(31 * time.Minute)
 		}},
-		{"a revoke after the announcement took effect ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *middleware.Admin, f *fixture, sc middleware.Scope) {
+		{"a revoke after the announcement took effect ends it", middleware.GlobalScope(), func(t *testing.T, ctx context.Context, a *admin.Service, f *fixture, sc middleware.Scope) {
 			f.clock.Advance(61 * time.Minute)
 			must(t)(a.Terminate(ctx, sc, other))
 		}},
@@ -274,7 +266,7 @@ func TestKeptCookieNeverOutlivesALaterChange(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t, nil)
-			a := newAdmin(t, f)
+			a := f.service(t)
 			as, _ := f.issue(t, alice)
 			act := root
 			act.Keep, act.At = as, f.clock.Now().Add(time.Hour)
@@ -297,11 +289,82 @@ func TestKeptCookieNeverOutlivesALaterChange(t *testing.T) {
 }
 
 // must turns an action's (result, error) into a fatal error.
-func must(t *testing.T) func(middleware.ActionResult, error) {
-	return func(_ middleware.ActionResult, err error) {
+func must(t *testing.T) func(admin.Result, error) {
+	return func(_ admin.Result, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestNewNeedsExactlyOneWriter(t *testing.T) {
+	f := newFixture(t, nil)
+	w, err := middleware.NewWriter(middleware.WriterConfig{Store: f.mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  admin.Config
+	}{
+		{"a config with neither a guard nor a writer is refused", admin.Config{}},
+		{"a config with both a guard and a writer is refused", admin.Config{Guard: f.guard, Writer: w}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := admin.New(tt.cfg); !errors.Is(err, admin.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+		})
+	}
+}
+
+// A tool's Service (the CLI's) writes through a bare Writer: it has no
+// cookie keys, so it keeps no one, and no lifetimes of its own, so the
+// fences it writes last as long as the application's guards recorded.
+func TestAServiceWithoutAGuard(t *testing.T) {
+	ctx := context.Background()
+	long := func(c *middleware.Config) { c.AbsoluteLifetime = 48 * time.Hour; c.AccessLifetime = 48 * time.Hour }
+	newTool := func(t *testing.T, f *fixture) *admin.Service {
+		t.Helper()
+		w, err := middleware.NewWriter(middleware.WriterConfig{Store: f.mem, Now: f.clock.Now, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := admin.New(admin.Config{Writer: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	t.Run("keeping a session is refused and changes nothing", func(t *testing.T) {
+		f := newFixture(t, nil)
+		tool := newTool(t, f)
+		s, _ := f.issue(t, alice)
+		act := root
+		act.Keep = s
+		if _, err := tool.TerminateAll(ctx, act); !errors.Is(err, middleware.ErrKeepUnsupported) {
+			t.Fatalf("err = %v, want ErrKeepUnsupported", err)
+		}
+		if _, err := admin.NewAPI(tool, admin.APIConfig{}); !errors.Is(err, admin.ErrInvalidConfig) {
+			t.Fatalf("NewAPI over a guardless Service: %v", err)
+		}
+		fs, _, err := tool.Fences(ctx, middleware.GlobalScope())
+		if err != nil || fs[0].Gen != 0 {
+			t.Fatalf("global fence after the refusal: %+v, %v", fs, err)
+		}
+	})
+	for _, after := range []time.Duration{14 * time.Hour, 47 * time.Hour} {
+		t.Run("a session it ended is still refused "+after.String()+" later, within the application's 48h lifetime", func(t *testing.T) {
+			f := newFixture(t, long)
+			s, v := f.issue(t, alice) // records the 48h lifetime in the store
+			if _, err := newTool(t, f).TerminateSession(ctx, s.ID, root); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Advance(after)
+			if d := f.guard.Check(ctx, v); d.Kind != middleware.DecisionRevoked {
+				t.Fatalf("after %v: %v, want revoked", after, d)
+			}
+		})
 	}
 }
