@@ -360,11 +360,15 @@ func (w *Writer) prepareKeep(ctx context.Context, c Change) (*keeper, error) {
 	sc := g.scratch.Get().(*scratch)
 	defer g.scratch.Put(sc)
 	k := &keeper{g: g, s: *c.Keep, pos: int(c.Scope.Kind) - 1}
-	d := g.judge(ctx, &k.s, g.now(), sc)
+	d := g.decide(ctx, &k.s, sc)
 	switch d.Kind {
 	case DecisionAllowed, DecisionAccessExpired:
 	case DecisionStoreUnavailable:
 		return nil, d.Cause
+	case DecisionSessionExpired:
+		// Past its absolute lifetime: nothing to keep (and its session
+		// fence may have expired with it, so the fences prove nothing).
+		return nil, fmt.Errorf("%w: %w", ErrKeepNotCovered, d.Cause)
 	default:
 		return nil, &RevokedError{Scope: d.Scope}
 	}

@@ -215,7 +215,7 @@ func (s *Store) Now(context.Context) (time.Time, error) {
 func (s *Store) Wipe() {
 	s.mu.Lock()
 	s.fences = make(map[middleware.Scope]entry)
-	s.epoch = middleware.NewEpoch(s.now())
+	s.epoch = s.nextEpochLocked()
 	s.seq = 0
 	s.life = middleware.Lifetimes{}
 	s.mu.Unlock()
@@ -223,6 +223,18 @@ func (s *Store) Wipe() {
 	s.audit.wipe()
 	s.reg.wipe()
 	s.notify()
+}
+
+// nextEpochLocked makes the epoch that replaces the current one: created
+// at the store's clock, but never at or before the current epoch's time
+// (a test clock may stand still), so that an epoch that comes back after
+// being replaced is recognisably older. s.mu must be held.
+func (s *Store) nextEpochLocked() string {
+	now := s.now()
+	if t, ok := middleware.EpochTime(s.epoch); ok && !now.After(t) {
+		now = t.Add(time.Millisecond)
+	}
+	return middleware.NewEpoch(now)
 }
 
 // RotateEpoch implements [middleware.EpochRotator]: when the epoch is still
@@ -234,7 +246,7 @@ func (s *Store) RotateEpoch(_ context.Context, from string, seen uint64) (string
 	s.mu.Lock()
 	rotated := s.epoch == from && s.seq < seen
 	if rotated {
-		s.epoch = middleware.NewEpoch(s.now())
+		s.epoch = s.nextEpochLocked()
 		s.seq++
 	}
 	e := s.epoch

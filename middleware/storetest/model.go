@@ -33,7 +33,9 @@ import (
 //	                                                                           ErrNothingPending
 //	reload S                           nobody
 //	keeping a cookie that does not     nobody: the change is refused
-//	  pass (*RevokedError)               (nothing changes)
+//	  pass (*RevokedError), or one       (nothing changes)
+//	  past its absolute expiry
+//	  (ErrKeepNotCovered)
 //	IdP-session scope S (sid)          a revoke, or its announcement coming    the sid is tombstoned: no later login with
 //	                                   due, ends every cookie with the sid,    it (a cancelled announcement tombstones
 //	                                   kept ones too                           nothing)
@@ -43,13 +45,16 @@ import (
 //	                                                                           access expiry it is renewed: a new cookie
 //	                                                                           with c's standing, access expiry
 //	                                                                           min(now + access lifetime, absolute expiry);
-//	                                                                           again within 30 s: that same renewal
+//	                                                                           the same cookie again within 30 s: that
+//	                                                                           same renewal (never another cookie's)
 //	wipe                               every cookie                            no announcement, no tombstone is left
 //	snapshot                           nobody                                  remembers announcements and tombstones
 //	restore, fence writes made under   every cookie (the guard sees the        announcements and tombstones as in the
 //	  the snapshot's epoch since it    store go back and rotates the epoch)    snapshot (a lost tombstone refuses nobody)
-//	  are lost
-//	restore, no write lost             nobody
+//	  are lost, or a snapshot of an
+//	  epoch since replaced (a wipe,
+//	  a rotation)
+//	restore, same epoch, no write lost nobody
 //
 // A cookie made from another (kept, renewed, reloaded) shares its fate from
 // then on: it carries the same standing for every scope the change did not
@@ -62,12 +67,6 @@ import (
 //     refuse a login; a refused cookie may be Revoked or ReauthRequired.
 //   - Reload generations: reload ends nobody, and a cookie re-issued by
 //     Authenticate after a reload is just another cookie of the session.
-//   - Keeping a session past its absolute expiry (the writer judges a kept
-//     session by its fences alone; its cookie stays expired either way),
-//     and restoring a snapshot of an epoch since replaced when no write
-//     of that epoch was lost (its sessions, ended only by the change of
-//     epoch, pass again): such steps are skipped.
-//   - The known issues of [ModelOptions].KnownIssues, skipped unless asked.
 //   - Expiry on a real-time store, where sessions live hours and a
 //     sequence lasts a second: it is exercised where the harness moves
 //     time (memstore).
@@ -84,14 +83,9 @@ type model struct {
 	tomb    map[int]bool
 	nextAnn int
 	snap    *msnap
-	// renewals remembers each renewal by what the guard shares renewals
-	// by: the session and the access expiry of the renewed cookie.
-	renewals map[renewKey]renewal
-}
-
-type renewKey struct {
-	session   int
-	accessExp time.Time
+	// renewals remembers the last renewal of each cookie (the guard
+	// shares a renewal with later requests carrying the same cookie).
+	renewals map[int]renewal
 }
 
 // renewal is one renewal: of cookie from, into cookie into, at.
@@ -144,7 +138,7 @@ type msnap struct {
 }
 
 func newModel(now time.Time, access, abs time.Duration) *model {
-	return &model{now: now, access: access, abs: abs, pending: map[mscope]mann{}, tomb: map[int]bool{}, renewals: map[renewKey]renewal{}}
+	return &model{now: now, access: access, abs: abs, pending: map[mscope]mann{}, tomb: map[int]bool{}, renewals: map[int]renewal{}}
 }
 
 // covers reports whether sc covers cookie c.
@@ -277,6 +271,9 @@ type outcome struct {
 	// refused: the change must fail with *RevokedError (keep of a cookie
 	// that does not pass) or ErrNothingPending (cancel).
 	keepRefused, nothingPending bool
+	// keepExpired: the kept cookie is past its absolute expiry; the change
+	// must fail with ErrKeepNotCovered.
+	keepExpired bool
 	// cookie is the index of the kept cookie to expect, -1 for none.
 	cookie int
 }
@@ -288,6 +285,10 @@ func (m *model) change(kind middleware.BumpKind, sc mscope, keep int, at time.Ti
 	var k *mcookie
 	if keep >= 0 {
 		k = m.cookies[keep]
+		if !m.now.Before(k.absExp) {
+			out.keepExpired = true
+			return out
+		}
 		out.keepRefused = !k.live
 	}
 	a, pending := m.pending[sc]
@@ -346,9 +347,8 @@ func (m *model) visit(i int) (renewed int, shared bool) {
 	if !pass || !expired {
 		return -1, false
 	}
-	key := renewKey{m.cookies[i].session, m.cookies[i].accessExp}
-	prev, seen := m.renewals[key]
-	if seen && prev.from == i && m.now.Sub(prev.at) <= renewShare {
+	prev, seen := m.renewals[i]
+	if seen && m.now.Sub(prev.at) <= renewShare {
 		return prev.into, true
 	}
 	c := m.derive(m.cookies[i], nil)
@@ -357,21 +357,8 @@ func (m *model) visit(i int) (renewed int, shared bool) {
 		c.accessExp = c.absExp
 	}
 	n := m.add(c)
-	m.renewals[key] = renewal{from: i, into: n, at: m.now}
+	m.renewals[i] = renewal{from: i, into: n, at: m.now}
 	return n, false
-}
-
-// renewConflict reports whether a renewal of cookie i now would use the
-// key of an earlier renewal of another cookie, or of one older than
-// renewShare: the guard then hands out that earlier result, a known issue
-// (see [ModelOptions].KnownIssues).
-func (m *model) renewConflict(i int) bool {
-	pass, expired := m.passes(i)
-	if !pass || !expired {
-		return false
-	}
-	prev, seen := m.renewals[renewKey{m.cookies[i].session, m.cookies[i].accessExp}]
-	return seen && (prev.from != i || m.now.Sub(prev.at) > renewShare)
 }
 
 // wipe models the loss of every piece of data.
@@ -388,26 +375,17 @@ func (m *model) snapshot() {
 	m.snap = &msnap{pending: maps.Clone(m.pending), tomb: maps.Clone(m.tomb)}
 }
 
-// restorable says whether the model can tell what a restore of the
-// snapshot must do, and whether that is a known issue: a snapshot of an
-// epoch since replaced. Without writes lost it is not modelled: the old
-// epoch's sessions, valid in the snapshot and ended only by the change of
-// epoch, pass again, which the cookie model cannot express.
-func (m *model) restorable() (ok, known bool) {
-	s := m.snap
-	if s == nil || (s.epochGone && s.lost == 0) {
-		return false, false
-	}
-	return true, s.epochGone
-}
+// restorable says whether there is a snapshot to restore.
+func (m *model) restorable() bool { return m.snap != nil }
 
 // restore models a restart from the snapshot. It reports whether the
-// guard must find the store rolled back: when writes were lost, every
-// cookie ends (the epoch rotates) and the announcements and tombstones
-// are the snapshot's again; otherwise nothing changes.
+// guard must find the store rolled back: when writes were lost, or the
+// snapshot's epoch has since been replaced (an instance has seen a newer
+// one), every cookie ends (the epoch rotates) and the announcements and
+// tombstones are the snapshot's again; otherwise nothing changes.
 func (m *model) restore() (rollback bool) {
 	s := m.snap
-	if s.lost == 0 {
+	if s.lost == 0 && !s.epochGone {
 		return false
 	}
 	m.end("store restored from an older snapshot", func(*mcookie) bool { return true })

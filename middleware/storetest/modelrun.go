@@ -34,30 +34,12 @@ type ModelOptions struct {
 	// on the network and on short announcements. Each sequence is still
 	// run alone against its own harness.
 	Parallel bool
-	// KnownIssues also draws the situations of the known issues, which
-	// fail today, and checks them against the model:
-	//
-	//   - restoring a snapshot taken before the epoch changed (a wipe, or
-	//     the rotation that follows a rollback): the guard keeps the
-	//     highest bump sequence number of the current epoch only, so a
-	//     store that returns to an older epoch is not seen as rolled back,
-	//     and sessions the lost writes had ended pass again;
-	//   - renewing a cookie whose renewal key (session, access expiry) an
-	//     earlier renewal used, of another cookie of the session or more
-	//     than renewResultTTL ago: the guard hands out that earlier
-	//     result instead of renewing (no provider round trip, the other
-	//     cookie's standing, an access expiry already past).
-	//
-	// Off by default, such steps are skipped. The environment variable
-	// SESSIONFENCE_MODEL_KNOWN_ISSUES=1 sets it.
-	KnownIssues bool
 }
 
 // Environment variables read by [RunModel].
 const (
 	EnvModelSequences = "SESSIONFENCE_MODEL_SEQUENCES"
 	EnvModelSeed      = "SESSIONFENCE_MODEL_SEED"
-	EnvModelKnown     = "SESSIONFENCE_MODEL_KNOWN_ISSUES"
 )
 
 // Lifetimes of the sessions the model issues. With a real-time store
@@ -109,9 +91,6 @@ func RunModel(t *testing.T, newHarness func(t *testing.T) Harness, opts ModelOpt
 			t.Fatalf("%s=%q: want a number of sequences", EnvModelSequences, v)
 		}
 		opts.Sequences = n
-	}
-	if os.Getenv(EnvModelKnown) == "1" {
-		opts.KnownIssues = true
 	}
 	first, last := uint64(0), uint64(opts.Sequences)
 	if v := os.Getenv(EnvModelSeed); v != "" {
@@ -537,12 +516,6 @@ func (r *runner) write(kind middleware.BumpKind, sc mscope, keep int, o Op) erro
 		c.At = time.UnixMilli(r.m.now.Add(o.D).UnixMilli()).UTC()
 	}
 	if keep >= 0 {
-		if !r.m.now.Before(r.m.cookies[keep].absExp) {
-			// Not modelled: the writer judges a kept session by its fences
-			// alone, and its cookie stays expired either way.
-			r.note = fmt.Sprintf("keeping c%d past its absolute expiry", keep)
-			return errSkip
-		}
 		c.Keep = r.session(keep)
 	}
 	r.note = sc.String()
@@ -560,6 +533,11 @@ func (r *runner) write(kind middleware.BumpKind, sc mscope, keep int, o Op) erro
 	want := r.m.change(kind, sc, keep, c.At)
 	var rev *middleware.RevokedError
 	switch {
+	case want.keepExpired:
+		if !errors.Is(err, middleware.ErrKeepNotCovered) {
+			return fmt.Errorf("%s: got %v, want ErrKeepNotCovered (the kept cookie is past its absolute expiry)", r.note, err)
+		}
+		r.note += ": keep refused (expired)"
 	case want.keepRefused && want.nothingPending:
 		if !errors.As(err, &rev) && !errors.Is(err, middleware.ErrNothingPending) {
 			return fmt.Errorf("%s: got %v, want *RevokedError or ErrNothingPending", r.note, err)
@@ -594,10 +572,6 @@ func (r *runner) visit(o Op) error {
 		return errSkip
 	}
 	r.note = fmt.Sprintf("c%d", i)
-	if r.m.renewConflict(i) && !r.opts.KnownIssues {
-		r.note += ": known issue: its renewal key was used before"
-		return errSkip
-	}
 	pass, expired := r.m.passes(i)
 	d := r.g.Authenticate(r.ctx, r.values[i])
 	renewed, shared := r.m.visit(i)
@@ -645,13 +619,8 @@ func (r *runner) wipe() error {
 }
 
 func (r *runner) restoreSnapshot() error {
-	ok, known := r.m.restorable()
-	switch {
-	case !ok:
-		r.note = "no snapshot, or one of a past epoch with no write lost (not modelled)"
-		return errSkip
-	case known && !r.opts.KnownIssues:
-		r.note = "known issue: the snapshot is of an epoch since replaced"
+	if !r.m.restorable() {
+		r.note = "no snapshot"
 		return errSkip
 	}
 	r.settle()

@@ -276,7 +276,9 @@ func (s *Store) awaitOwnInvalidation(ctx context.Context, epoch string, seq int6
 // rotateScript replaces the epoch (KEYS[1]) when it still holds ARGV[1]
 // and the sequence number (KEYS[2]) is below ARGV[4] (the server really is
 // behind what a witness saw; a reader whose cache lagged is not), with
-// "<server unix ms>-<ARGV[2]>" (the form of [middleware.NewEpoch]),
+// "<server unix ms>-<ARGV[2]>" (the form of [middleware.NewEpoch]; the
+// time is moved past the old epoch's if the clock has not, so the old one
+// is recognisably older should it ever come back),
 // advances the sequence number and tells watchers (channel ARGV[3]),
 // atomically. Returns {epoch in force, sequence number}.
 //
@@ -294,6 +296,10 @@ local seq = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if cur == ARGV[1] and seq < tonumber(ARGV[4]) then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local old = tonumber(string.match(cur, '^(%d+)-') or '0') or 0
+  if ms <= old then
+    ms = old + 1
+  end
   cur = string.format('%d-%s', ms, ARGV[2])
   redis.call('SET', KEYS[1], cur)
   seq = redis.call('INCR', KEYS[2])
