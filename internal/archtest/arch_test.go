@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"oidc":                   {"github.com/coreos/go-oidc", "golang.org/x/oauth2", "github.com/go-jose/go-jose"},
 	"backchannel":            {"github.com/coreos/go-oidc", "golang.org/x/oauth2", "github.com/go-jose/go-jose"},
 	"internal/fakeidp":       {"github.com/go-jose/go-jose"},
+	"internal/sealer":        nil,
 }
 
 func TestImportsFollowTheArchitecture(t *testing.T) {
