@@ -18,6 +18,7 @@ var allowed = map[string][]string{
 	"middleware":             nil,
 	"middleware/admin":       nil,
 	"middleware/admin/ui":    nil,
+	"middleware/fencetext":   nil,
 	"middleware/memstore":    nil,
 	"middleware/storetest":   nil,
 	"middleware/valkeystore": {"github.com/valkey-io/valkey-go", "golang.org/x/sys"}, // valkey-go needs x/sys
