@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionfence/sessionfence/internal/sealer"
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
@@ -63,7 +64,7 @@ func TestCookieWithAlteredTrailingBitsIsRefused(t *testing.T) {
 				switch {
 				case d.Kind == middleware.DecisionAllowed:
 					opened++
-				case alt == value || d.Kind != middleware.DecisionInvalid || !errors.Is(d.Cause, middleware.ErrCookieMalformed):
+				case alt == value || d.Kind != middleware.DecisionInvalid || !errors.Is(d.Cause, sealer.ErrMalformed):
 					t.Fatalf("spelling %q: %v, want invalid (malformed)", alt[len(alt)-4:], d)
 				}
 			}

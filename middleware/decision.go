@@ -16,7 +16,10 @@ const (
 	// DecisionNoSession: no credential was presented.
 	DecisionNoSession
 	// DecisionInvalid: the credential could not be opened or parsed
-	// (tampered, truncated, oversized, unknown key); Cause says which.
+	// (tampered, truncated, oversized, unknown key). Cause says which, for
+	// logs only: it carries the cookie codec's internal errors, which are
+	// not part of the API. The one callers can test for is an oversized
+	// cookie: errors.Is(d.Cause, [ErrCookieTooLarge]).
 	DecisionInvalid
 	// DecisionRevoked: a fence moved after the credential was issued;
 	// Scope says which. The next login may be an ordinary one.

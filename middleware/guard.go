@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sessionfence/sessionfence/internal/sealer"
 )
 
 // Config configures a [Guard]. Store and Keys are required; every other
@@ -139,7 +141,7 @@ var ErrRenewalRefused = errors.New("sessionfence: renewal refused")
 // is safe for concurrent use. Build it with [New].
 type Guard struct {
 	cfg    Config
-	sealer *Sealer
+	sealer *sealer.Sealer
 	log    *slog.Logger
 	now    func() time.Time
 	name   string
@@ -174,7 +176,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("sessionfence: Config.Store is nil; use memstore.New() for one process or valkeystore.New for many")
 	}
-	sealer, err := NewSealer("session", cfg.Keys)
+	sl, err := sealer.New("session", cfg.Keys)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +231,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Guard{cfg: cfg, sealer: sealer, log: cfg.Logger, now: cfg.Now, name: cfg.CookieName,
+	g := &Guard{cfg: cfg, sealer: sl, log: cfg.Logger, now: cfg.Now, name: cfg.CookieName,
 		maxValue: MaxCookieLen - len(cfg.CookieName)}
 	g.scratch.New = func() any { return new(scratch) }
 	g.renew.done = make(map[string]*renewCall)
@@ -698,7 +700,7 @@ func (g *Guard) seal(s *Session) (string, error) {
 		return "", err
 	}
 	buf := s.appendPayload(make([]byte, 0, 256))
-	if n := sealEncoding.EncodedLen(sealOverhead + len(buf)); n > g.maxValue {
+	if n := sealer.SealedLen(len(buf)); n > g.maxValue {
 		return "", &CookieTooLargeError{Field: "cookie", Size: n, Limit: g.maxValue}
 	}
 	// What is left for the decoder to refuse (a time beyond its range)

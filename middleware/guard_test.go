@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionfence/sessionfence/internal/sealer"
 	"github.com/sessionfence/sessionfence/middleware"
 	"github.com/sessionfence/sessionfence/middleware/memstore"
 )
@@ -213,9 +214,9 @@ func TestGuardRefusesBadCookies(t *testing.T) {
 		cause error
 	}{
 		{"no cookie is no session", "", middleware.DecisionNoSession, nil},
-		{"garbage is invalid", "not-a-cookie", middleware.DecisionInvalid, middleware.ErrCookieMalformed},
-		{"truncated cookie is invalid", value[:len(value)/4*4-4], middleware.DecisionInvalid, middleware.ErrCookieTampered},
-		{"cookie sealed under another ring is invalid", foreign, middleware.DecisionInvalid, middleware.ErrCookieUnknownKey},
+		{"garbage is invalid", "not-a-cookie", middleware.DecisionInvalid, sealer.ErrMalformed},
+		{"truncated cookie is invalid", value[:len(value)/4*4-4], middleware.DecisionInvalid, sealer.ErrTampered},
+		{"cookie sealed under another ring is invalid", foreign, middleware.DecisionInvalid, sealer.ErrUnknownKey},
 		{"oversized cookie is invalid", string(make([]byte, 5000)), middleware.DecisionInvalid, middleware.ErrCookieTooLarge},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
+	"github.com/sessionfence/sessionfence/internal/sealer"
 	"github.com/sessionfence/sessionfence/middleware"
 )
 
@@ -175,8 +176,8 @@ type RP struct {
 	byName    map[string]*provider
 	byIssuer  map[string]*provider
 
-	stateSealer  *middleware.Sealer
-	secretSealer *middleware.Sealer
+	stateSealer  *sealer.Sealer
+	secretSealer *sealer.Sealer
 	secrets      middleware.Secrets // nil when the store has none
 	locker       middleware.Locker  // nil when the store has none
 	replay       middleware.Replay  // nil when the store has none
@@ -292,10 +293,10 @@ func New(ctx context.Context, cfg Config) (*RP, error) {
 	}
 	rp.guard = g
 	gc := g.Config()
-	if rp.stateSealer, err = middleware.NewSealer("login-state", gc.Keys); err != nil {
+	if rp.stateSealer, err = sealer.New("login-state", gc.Keys); err != nil {
 		return nil, err
 	}
-	if rp.secretSealer, err = middleware.NewSealer("refresh-token", gc.Keys); err != nil {
+	if rp.secretSealer, err = sealer.New("refresh-token", gc.Keys); err != nil {
 		return nil, err
 	}
 	rp.now = cfg.Now

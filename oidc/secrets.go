@@ -14,8 +14,8 @@ import (
 )
 
 // A session's provider tokens live server side, in the store's Secrets
-// ability, under secretKey(session id), sealed with a Sealer whose key is
-// derived for "refresh-token" from the guard's key ring:
+// ability, under secretKey(session id), sealed with a sealer.Sealer whose
+// key is derived for "refresh-token" from the guard's key ring:
 //
 //   - the refresh token never reaches the browser, so neither XSS nor a
 //     stolen cookie yields a credential usable outside our servers;

@@ -18,6 +18,7 @@ var allowed = map[string][]string{
 	"middleware":             nil,
 	"middleware/admin":       nil,
 	"middleware/admin/ui":    nil,
+	"middleware/fencetext":   nil,
 	"middleware/memstore":    nil,
 	"middleware/storetest":   nil,
 	"middleware/valkeystore": {"github.com/valkey-io/valkey-go", "golang.org/x/sys"}, // valkey-go needs x/sys
@@ -26,6 +27,7 @@ var allowed = map[string][]string{
 	"oidc":                   {"github.com/coreos/go-oidc", "golang.org/x/oauth2", "github.com/go-jose/go-jose"},
 	"backchannel":            {"github.com/coreos/go-oidc", "golang.org/x/oauth2", "github.com/go-jose/go-jose"},
 	"internal/fakeidp":       {"github.com/go-jose/go-jose"},
+	"internal/sealer":        nil,
 }
 
 func TestImportsFollowTheArchitecture(t *testing.T) {

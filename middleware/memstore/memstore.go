@@ -105,8 +105,9 @@ func New(cfg Config) *Store {
 
 // storeTime reduces t to what the shared text form of a fence keeps:
 // milliseconds, UTC, no monotonic reading. Doing it here keeps this store's
-// answers identical to a store that persists fences with
-// [middleware.EncodeFence], and compares announcement times the same way.
+// answers identical to a store that persists fences in the text form of
+// [github.com/sessionfence/sessionfence/middleware/fencetext], and
+// compares announcement times the same way.
 func storeTime(t time.Time) time.Time {
 	if t.IsZero() {
 		return t

@@ -11,6 +11,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/fencetext"
 )
 
 // Error codes of the bump script. Each is the first word of an error reply
@@ -204,7 +205,7 @@ func (s *Store) Bump(ctx context.Context, scope middleware.Scope, b middleware.B
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return middleware.Fence{}, unavailable("bump", err)
 	}
-	f, ok := middleware.DecodeFence(text)
+	f, ok := fencetext.Decode(text)
 	if !ok {
 		return middleware.Fence{}, unavailable("bump", fmt.Errorf("script wrote a malformed value %q", text))
 	}

@@ -46,13 +46,14 @@
 // server's TIME when a read or a bump finds it absent; [middleware.EpochTime]
 // reads the time back.
 //
-// A fence value is the text form of [middleware.EncodeFence]:
+// A fence value is the text form of package [fencetext]:
 //
-//	gen:reload:bumpedAtMs:policy:pendingAtMs:pendingPolicy:reason
+//	v2:gen:reserved:reload:bumpedAtMs:policy:pendingAtMs:pendingPolicy:reason
 //
-// for example "3:1:1700000000123:1:0:0:security incident". Times are Unix
-// milliseconds on the server's clock (0 for none); the reason, last, may
-// contain ':'. A fence bumped with a TTL carries the key's expiry; every
+// for example "v2:3:3:1:1700000000123:1:0:0:security incident". Times are
+// Unix milliseconds on the server's clock (0 for none); the reason, last,
+// may contain ':'. Values in the first form, without "v2:" and Reserved,
+// are still read. A fence bumped with a TTL carries the key's expiry; every
 // other key has none.
 //
 // Every key carries the prefix's hash tag, so one store lives in one hash

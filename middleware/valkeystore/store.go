@@ -14,6 +14,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/fencetext"
 )
 
 // The store offers every optional ability the middleware looks for.
@@ -528,7 +529,7 @@ func (s *Store) decode(keys []string, vals []valkey.ValkeyMessage, dst []middlew
 		if err != nil {
 			return middleware.Version{}, unavailable("read fences", err)
 		}
-		f, ok := middleware.DecodeFence(text)
+		f, ok := fencetext.Decode(text)
 		if !ok {
 			return middleware.Version{}, fmt.Errorf("valkeystore: fence %s holds a malformed value: %w", keys[i], middleware.ErrStoreUnavailable)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/fencetext"
 	"github.com/sessionfence/sessionfence/middleware/storetest"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 )
@@ -139,7 +140,7 @@ func TestRawWriteByAnotherClientInvalidatesTheCachedRead(t *testing.T) {
 		}
 	}
 	want := middleware.Fence{Gen: 7, Reserved: 7, Reload: 2, BumpedAt: time.UnixMilli(1_700_000_000_000).UTC(), Reason: "raw"}
-	e.rawSet(t, e.fenceKey(sc), middleware.EncodeFence(want))
+	e.rawSet(t, e.fenceKey(sc), fencetext.Encode(want))
 	eventually(t, 2*time.Second, "cached read sees the raw write", func() bool {
 		got, err := read1(t, e.a, sc)
 		return err == nil && storetest.Equal(got, want)
@@ -374,7 +375,7 @@ func TestScriptMatchesApplyBump(t *testing.T) {
 			in := middleware.Fence{}
 			if tt.in != nil {
 				in = *tt.in
-				e.rawSet(t, e.fenceKey(sc), middleware.EncodeFence(in))
+				e.rawSet(t, e.fenceKey(sc), fencetext.Encode(in))
 			}
 			before, _ := e.a.Now(t.Context())
 			got, gotErr := e.a.Bump(t.Context(), sc, tt.b)
@@ -434,8 +435,8 @@ func TestKeyLayout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GET %s: %v", key, err)
 	}
-	if v != middleware.EncodeFence(f) {
-		t.Fatalf("stored %q, want %q", v, middleware.EncodeFence(f))
+	if v != fencetext.Encode(f) {
+		t.Fatalf("stored %q, want %q", v, fencetext.Encode(f))
 	}
 	ep, err := e.admin.Do(t.Context(), e.admin.B().Get().Key(e.prefix+"epoch").Build()).ToString()
 	if err != nil {

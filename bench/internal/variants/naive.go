@@ -8,6 +8,7 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/sessionfence/sessionfence/middleware"
+	"github.com/sessionfence/sessionfence/middleware/fencetext"
 	"github.com/sessionfence/sessionfence/middleware/valkeystore"
 )
 
@@ -100,7 +101,7 @@ func (n *naive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			text, err := vals[i].ToString()
 			var good bool
 			if err == nil {
-				f, good = middleware.DecodeFence(text)
+				f, good = fencetext.Decode(text)
 			}
 			if !good {
 				http.Error(w, "store unavailable", http.StatusServiceUnavailable)
