@@ -118,6 +118,9 @@ func (g *Guard) rollback(ctx context.Context, v Version, seen uint64, newer stri
 	g.log.ErrorContext(ctx, "sessionfence: the store answered older than already seen; acknowledged revocations may be lost, so every session must log in again",
 		"epoch", v.Epoch, "seq", v.Seq, "seen", what)
 	g.log.ErrorContext(ctx, "sessionfence: store epoch rotated after a rollback", "old", v.Epoch, "new", e)
+	// The new epoch is where this instance stands now, whatever its
+	// creation time says.
+	g.marks.p.Store(&watermark{epoch: e})
 	return fmt.Errorf("%w (%s): %w", ErrStoreRolledBack, what, errRotated)
 }
 

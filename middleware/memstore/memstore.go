@@ -52,7 +52,11 @@ type Store struct {
 	fences map[middleware.Scope]entry
 	epoch  string
 	seq    uint64 // bumps applied under epoch
-	life   middleware.Lifetimes
+	// lastEpoch is the creation time of the newest epoch this store has
+	// made: like the process's clock, a restored snapshot does not bring
+	// it back.
+	lastEpoch time.Time
+	life      middleware.Lifetimes
 
 	wmu      sync.Mutex
 	watchers []*watch
@@ -228,13 +232,19 @@ func (s *Store) Wipe() {
 
 // nextEpochLocked makes the epoch that replaces the current one: created
 // at the store's clock, but never at or before the current epoch's time
-// (a test clock may stand still), so that an epoch that comes back after
-// being replaced is recognisably older. s.mu must be held.
+// or any epoch this store made before (a test clock may stand still, and
+// a restored snapshot brings an old epoch back), so that an epoch that
+// comes back after being replaced is recognisably older. s.mu must be
+// held.
 func (s *Store) nextEpochLocked() string {
 	now := s.now()
-	if t, ok := middleware.EpochTime(s.epoch); ok && !now.After(t) {
-		now = t.Add(time.Millisecond)
+	if t, ok := middleware.EpochTime(s.epoch); ok && t.After(s.lastEpoch) {
+		s.lastEpoch = t
 	}
+	if !now.After(s.lastEpoch) {
+		now = s.lastEpoch.Add(time.Millisecond)
+	}
+	s.lastEpoch = now
 	return middleware.NewEpoch(now)
 }
 

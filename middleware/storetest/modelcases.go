@@ -55,6 +55,15 @@ var modelRegressions = []struct {
 		{Kind: OpRestore},
 		{Kind: OpRestore},
 	}},
+	// Then, with a clock that stands still: a rotation made an epoch no
+	// newer than one the guard had seen, and the login after it failed.
+	{"restored, wiped and restored again", []Op{
+		{Kind: OpSnapshot},
+		{Kind: OpBackchannel, SID: 0},
+		{Kind: OpRestore},
+		{Kind: OpWipe},
+		{Kind: OpRestore},
+	}},
 	// Also found by the model: a renewal result was handed out again long
 	// after renewResultTTL (and to another cookie of the same session with
 	// the same access expiry), with an access expiry already past.
