@@ -17,6 +17,7 @@
 //	<prefix>epoch            the store epoch: "<server unix ms>-<32 random hex digits>"
 //	<prefix>f:<Scope.Key()>  one fence, e.g. "{sessionfence}:f:u:https://idp|alice"
 //	<prefix>seq              the bump sequence number: every bump and epoch rotation increments it
+//	<prefix>lifetimes        LifetimeRecorder: a hash, "session" and "idp_session" in ms, only ever raised
 //	<prefix>probe:<random>   short-lived keys New uses to test the cache
 //	<prefix>changed          the pub/sub channel every bump publishes on
 //
